@@ -1,0 +1,105 @@
+"""
+### sie_daily: the nightly sample-importance pipeline
+
+Runs at 02:00 UTC over the previous day's logs (`CronDataIntervalTimetable`: the data
+interval is the 24 h before the run; the processing day `ds` is the interval's start
+date). A manual trigger processes the day given as `{"ds": "YYYY-MM-DD"}`.
+
+simulate (default set-up only) → ingest (Spark) → validate (Great Expectations) →
+train (torch) → score (one mapped task per importance method) → retrain + evaluate
+on the judged holdout → report.
+
+Every task only calls `sie.pipeline`; all logic lives in the `sie` package.
+Params: `ds` (day to process), `methods` (importance methods, default from config),
+`config` (nested overrides of `sie.config.SieConfig`, e.g. `{"train": {"epochs": 2}}`).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+
+
+@dag(
+    dag_id="sie_daily",
+    schedule=CronDataIntervalTimetable("0 2 * * *", timezone="UTC"),
+    start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=5)},
+    tags=["sie", "nightly", "importance"],
+    params={
+        "ds": Param(None, type=["null", "string"], description="Day to process (YYYY-MM-DD); default: the data interval's start date."),
+        "methods": Param(None, type=["null", "array", "string"], description="Importance methods to score (default: config)."),
+        "config": Param({}, type="object", description="Overrides of sie.config.SieConfig."),
+    },
+    doc_md=__doc__,
+)
+def sie_daily():
+    @task
+    def resolve_ds(params=None, data_interval_start=None) -> str:
+        from sie.pipeline import resolve_ds as resolve
+
+        return resolve((params or {}).get("ds"), data_interval_start)
+
+    @task
+    def simulate(day: str, params=None) -> dict:
+        from sie import pipeline
+
+        return pipeline.simulate(pipeline.config_from_params(params), day)
+
+    @task
+    def ingest(day: str, params=None) -> dict:
+        from sie import pipeline
+
+        return pipeline.ingest(pipeline.config_from_params(params), day)
+
+    @task
+    def validate_samples(day: str, params=None) -> dict:
+        from sie import pipeline
+
+        return pipeline.validate(pipeline.config_from_params(params), day, "samples")
+
+    @task
+    def train(day: str, params=None) -> dict:
+        from sie import pipeline
+
+        return pipeline.train(pipeline.config_from_params(params), day)
+
+    @task
+    def list_methods(params=None) -> list[str]:
+        from sie import pipeline
+
+        return pipeline.config_from_params(params).importance.methods
+
+    @task
+    def score(method: str, day: str, params=None) -> dict:
+        from sie import pipeline
+
+        return pipeline.score(pipeline.config_from_params(params), day, method)
+
+    @task
+    def evaluate(day: str, params=None) -> dict:
+        from sie import pipeline
+
+        return pipeline.evaluate(pipeline.config_from_params(params), day)
+
+    @task
+    def report(day: str, params=None) -> str:
+        from sie import pipeline
+
+        return pipeline.report(pipeline.config_from_params(params), day)
+
+    # `day` (not `ds`, which is an Airflow context variable) is the processing day
+    day = resolve_ds()
+    trained = train(day)
+    simulate(day) >> ingest(day) >> validate_samples(day) >> trained
+    scores = score.partial(day=day).expand(method=list_methods())
+    trained >> scores
+    evaluated = evaluate(day)
+    scores >> evaluated >> report(day)
+
+
+sie_daily()

@@ -1,0 +1,3 @@
+"""SIE: sample importance estimation for e-commerce search/click logs."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Selection, retraining and evaluation on the judged holdout."""

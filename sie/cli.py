@@ -1,0 +1,236 @@
+"""The `sie` command line. Thin: parse options, build the config, call the library."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sie.config import SieConfig
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="SIE: sample importance for search/click logs.")
+console = Console()
+
+_STATE: dict[str, Any] = {"overrides": {}, "config_file": None}
+
+
+@app.callback()
+def main(
+    warehouse: Optional[str] = typer.Option(None, "--warehouse", "-w", help="Warehouse root (default: $SIE_WAREHOUSE or ./warehouse)."),
+    config: Optional[str] = typer.Option(None, "--config", help="JSON config file (default: $SIE_CONFIG)."),
+    set_: list[str] = typer.Option([], "--set", help="Config override SECTION.FIELD=VALUE, e.g. --set train.epochs=2 (repeatable)."),
+) -> None:
+    overrides: dict[str, Any] = {}
+    if warehouse:
+        overrides["warehouse"] = warehouse
+    for item in set_:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"--set needs SECTION.FIELD=VALUE, got {item!r}")
+        node = overrides
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    _STATE["overrides"] = overrides
+    _STATE["config_file"] = config
+
+
+def _cfg(extra: dict[str, Any] | None = None) -> SieConfig:
+    overrides = json.loads(json.dumps(_STATE["overrides"]))
+    for section, values in (extra or {}).items():
+        if isinstance(values, dict):
+            overrides.setdefault(section, {}).update({k: v for k, v in values.items() if v is not None})
+        elif values is not None:
+            overrides[section] = values
+    try:
+        return SieConfig.load(overrides, _STATE["config_file"])
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+def _days(start: str, days: int) -> list[str]:
+    first = date.fromisoformat(start)
+    return [(first + timedelta(days=k)).isoformat() for k in range(days)]
+
+
+def print_frame(frame, title: str | None = None, fmt: str = "table") -> None:
+    if fmt == "csv":
+        sys.stdout.write(frame.to_csv(index=False))
+        return
+    if fmt == "json":
+        sys.stdout.write(frame.to_json(orient="records", date_format="iso") + "\n")
+        return
+    table = Table(title=title, show_lines=False)
+    for col in frame.columns:
+        table.add_column(str(col), justify="right" if frame[col].dtype.kind in "iuf" else "left")
+    for row in frame.itertuples(index=False):
+        table.add_row(*["" if v is None else (f"{v:.6g}" if isinstance(v, float) else str(v)) for v in row])
+    console.print(table)
+
+
+@app.command()
+def simulate(
+    start: str = typer.Option(..., help="First day, YYYY-MM-DD."),
+    days: int = typer.Option(1, help="Number of days."),
+    world: Optional[str] = typer.Option(None, help="synthetic | esci"),
+    seed: Optional[int] = typer.Option(None),
+    requests_per_day: Optional[int] = typer.Option(None),
+    bot_rate: Optional[float] = typer.Option(None),
+    accidental_click_rate: Optional[float] = typer.Option(None),
+    clickbait_item_rate: Optional[float] = typer.Option(None),
+    duplicate_event_rate: Optional[float] = typer.Option(None),
+    label_flip_rate: Optional[float] = typer.Option(None),
+    bad_records: Optional[int] = typer.Option(None, help="Malformed lines injected per kind."),
+) -> None:
+    """Simulate UBI logs (plus catalog, holdout and oracle) for DAYS days from START."""
+    from sie.simulate import simulate_days
+
+    opts = dict(world=world, seed=seed, requests_per_day=requests_per_day, bot_rate=bot_rate,
+                accidental_click_rate=accidental_click_rate, clickbait_item_rate=clickbait_item_rate,
+                duplicate_event_rate=duplicate_event_rate, label_flip_rate=label_flip_rate, bad_records=bad_records)
+    cfg = _cfg({"simulate": opts})
+    for summary in simulate_days(cfg, start, days):
+        console.print(summary)
+
+
+@app.command()
+def ingest(ds: str = typer.Option(..., help="Day to ingest, YYYY-MM-DD.")) -> None:
+    """Ingest one day's raw UBI logs with Spark into events / quarantine / samples."""
+    from sie.pipeline import ingest as step
+
+    console.print(step(_cfg(), ds))
+
+
+@app.command()
+def validate(
+    ds: str = typer.Option(...),
+    suite: str = typer.Option("samples", help="raw_events | samples | importance_scores"),
+) -> None:
+    """Run a Great Expectations suite on one day; exit 1 when a critical expectation fails."""
+    from sie.pipeline import validate as step
+
+    console.print(step(_cfg(), ds, suite))
+
+
+@app.command()
+def train(ds: str = typer.Option(...)) -> None:
+    """Train the ranker on the window ending DS and save checkpoints."""
+    from sie.pipeline import train as step
+
+    console.print(step(_cfg(), ds))
+
+
+@app.command()
+def score(
+    ds: str = typer.Option(...),
+    methods: Optional[str] = typer.Option(None, help="Comma-separated methods (default: config)."),
+) -> None:
+    """Score every training sample of DS's model with each method."""
+    from sie.pipeline import score as step
+
+    cfg = _cfg({"importance": {"methods": methods}})
+    for method in cfg.importance.methods:
+        console.print(step(cfg, ds, method))
+
+
+@app.command()
+def evaluate(ds: str = typer.Option(...), methods: Optional[str] = typer.Option(None)) -> None:
+    """Retrain on importance-downsampled data and evaluate on the holdout."""
+    from sie.pipeline import evaluate as step
+
+    console.print(step(_cfg({"importance": {"methods": methods}}), ds))
+
+
+@app.command()
+def run(
+    ds: str = typer.Option(..., help="(First) day to process."),
+    days: int = typer.Option(1, help="Process DAYS consecutive days from DS."),
+    methods: Optional[str] = typer.Option(None),
+) -> None:
+    """Run the whole nightly pipeline without Airflow (development and debugging)."""
+    from sie.pipeline import run_day
+    from sie.summary import write_daily_report
+
+    cfg = _cfg({"importance": {"methods": methods}})
+    for day in _days(ds, days):
+        run_day(cfg, day)
+        console.print(f"report: {write_daily_report(cfg, day)}")
+    _print_summary(cfg)
+
+
+@app.command()
+def methods() -> None:
+    """List the importance methods."""
+    from sie.importance import REGISTRY
+
+    for name, cls in sorted(REGISTRY.items()):
+        console.print(f"[bold]{name}[/bold]: {cls.summary}")
+
+
+@app.command()
+def sql(
+    statement: Optional[str] = typer.Argument(None, help="SQL to run."),
+    file: Optional[Path] = typer.Option(None, "-f", "--file", help="Run the SQL in this file (or sql/<name>)."),
+    fmt: str = typer.Option("table", "--format", help="table | csv | json"),
+) -> None:
+    """Run SQL on DuckDB over the warehouse tables (read-only)."""
+    from sie.sql import query, query_file
+
+    if bool(statement) == bool(file):
+        raise typer.BadParameter("give either a SQL statement or -f FILE")
+    cfg = _cfg()
+    try:
+        frame = query_file(cfg, file) if file else query(cfg, statement)
+    except Exception as exc:  # duckdb errors: show them plainly, exit non-zero
+        console.print(f"[red]SQL error:[/red] {exc}")
+        raise typer.Exit(1)
+    print_frame(frame, fmt=fmt)
+
+
+@app.command()
+def ddl() -> None:
+    """Print CREATE TABLE statements for every table (generated from sie/schemas.py)."""
+    from sie.sql import ddl as make_ddl
+
+    sys.stdout.write(make_ddl() + "\n")
+
+
+def _print_summary(cfg: SieConfig) -> None:
+    from sie.summary import summary_frames
+
+    console.print(f"\n[bold]Warehouse:[/bold] {cfg.warehouse_path}")
+    console.print(f"  tables:  {cfg.warehouse_path / 'tables'}")
+    console.print(f"  reports: {cfg.warehouse_path / 'reports'}")
+    for title, frame in summary_frames(cfg).items():
+        print_frame(frame, title=title)
+
+
+@app.command()
+def summary() -> None:
+    """Print rows per table, importance per method and holdout NDCG@10 per method."""
+    _print_summary(_cfg())
+
+
+@app.command()
+def demo(
+    start: str = typer.Option("2026-11-18", help="First simulated day."),
+    days: int = typer.Option(3, help="Number of days to run through the sie_daily DAG."),
+    output: Path = typer.Option(Path("demo_output"), help="Folder for the warehouse and the Airflow home."),
+) -> None:
+    """Run sie_daily for DAYS simulated days with `airflow dags test` (SQLite), then summarise."""
+    from sie.demo import run_demo
+
+    cfg = _cfg({"warehouse": str((output / "warehouse").resolve())})
+    run_demo(cfg, start, days, output.resolve())
+    _print_summary(cfg)
+
+
+if __name__ == "__main__":
+    app()

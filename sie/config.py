@@ -1,0 +1,167 @@
+"""The one configuration object.
+
+Every setting lives here, with its default for the embedded set-up (simulated logs,
+local Spark, CPU torch, DuckDB). Overrides come, in increasing priority, from a JSON
+file named by ``SIE_CONFIG``, environment variables ``SIE_<SECTION>__<FIELD>`` (and
+``SIE_WAREHOUSE`` for the root), and explicit ``overrides`` (CLI options, DAG params).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class SimulateConfig:
+    """The built-in log simulator (the default data source); see docs/SIMULATOR.md."""
+
+    world: str = "synthetic"  # synthetic | esci (real ESCI queries/products/grades from esci_dir)
+    seed: int = 7
+    # -- the world (synthetic: all of it; esci: users only, catalog/queries come from esci_dir)
+    n_items: int = 2000
+    n_users: int = 3000
+    n_intents: int = 400
+    candidates_per_query: int = 50  # retrieval depth the production ranker re-ranks per query
+    holdout_fraction: float = 0.3  # share of queries held out of traffic; their judgments = holdout
+    esci_dir: str = "../shared/data/esci"  # relative: to the cwd, else to the project root
+    # -- traffic and behaviour
+    requests_per_day: int = 2500
+    impressions_per_request: int = 10
+    zipf_exponent: float = 1.0  # query popularity ~ 1 / rank^s (head/torso/tail)
+    position_bias: float = 1.0  # examination probability at rank k = 1 / k^position_bias
+    ranker_noise: float = 0.5  # std of per-request noise in the production ranker's scores
+    # -- noise rates (see docs/SIMULATOR.md for exactly what each one is a fraction of)
+    bot_rate: float = 0.05  # share of requests issued by bot/crawler sessions
+    accidental_click_rate: float = 0.05  # share of human clicks that are accidental
+    clickbait_item_rate: float = 0.03  # share of catalog items that are clickbait
+    duplicate_event_rate: float = 0.02  # share of event lines logged twice (retries)
+    label_flip_rate: float = 0.02  # share of human requests with a misattributed purchase
+    bad_records: int = 0  # malformed lines injected per kind (0 = clean logs)
+    compress_level: int = 6  # gzip level of the NDJSON files
+
+
+@dataclass
+class IngestConfig:
+    spark_master: str = "local[2]"
+    shuffle_partitions: int = 4
+    session_gap_minutes: int = 30
+    lateness_hours: int = 6
+    stats_window_days: int = 7
+
+
+@dataclass
+class ValidateConfig:
+    min_ctr: float = 0.005
+    max_ctr: float = 0.6
+    max_bot_share: float = 0.5
+
+
+@dataclass
+class TrainConfig:
+    window_days: int = 3  # rolling window of sample days the ranker trains on
+    epochs: int = 4
+    batch_size: int = 512
+    lr: float = 3e-3
+    weight_decay: float = 1e-6
+    vocab_size: int = 4096  # hashed token buckets
+    max_query_tokens: int = 8
+    max_item_tokens: int = 16
+    embedding_dim: int = 32
+    hidden_dim: int = 64
+    n_dense: int = 4
+    device: str = "auto"  # auto | cpu | cuda
+    seed: int = 0
+
+
+@dataclass
+class ImportanceConfig:
+    methods: list[str] = field(default_factory=lambda: ["random", "loss", "grad_norm"])
+    batch_size: int = 2048
+
+
+@dataclass
+class BenchConfig:
+    keep_ratios: list[float] = field(default_factory=lambda: [0.5])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    baselines: list[str] = field(default_factory=lambda: ["random", "full"])
+
+
+@dataclass
+class SieConfig:
+    warehouse: str = "warehouse"
+    # where raw logs come from: "simulator" (the pipeline simulates each day first) or
+    # "landed" (another system lands UBI logs under raw/; the pipeline only reads them)
+    source: str = "simulator"
+    simulate: SimulateConfig = field(default_factory=SimulateConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    validate: ValidateConfig = field(default_factory=ValidateConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    importance: ImportanceConfig = field(default_factory=ImportanceConfig)
+    bench: BenchConfig = field(default_factory=BenchConfig)
+
+    @property
+    def warehouse_path(self) -> Path:
+        return Path(self.warehouse).expanduser().resolve()
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def load(cls, overrides: dict[str, Any] | None = None, config_file: str | None = None) -> "SieConfig":
+        cfg = cls()
+        path = config_file or os.environ.get("SIE_CONFIG")
+        if path:
+            cfg = _merge(cfg, json.loads(Path(path).read_text()))
+        env: dict[str, Any] = {}
+        if "SIE_WAREHOUSE" in os.environ:
+            env["warehouse"] = os.environ["SIE_WAREHOUSE"]
+        for key, value in os.environ.items():
+            if key.startswith("SIE_") and "__" in key:
+                section, _, name = key[4:].lower().partition("__")
+                env.setdefault(section, {})[name] = value
+        cfg = _merge(cfg, env)
+        if overrides:
+            cfg = _merge(cfg, overrides)
+        return cfg
+
+
+def _coerce(current: Any, value: Any) -> Any:
+    """Cast strings from env vars / CLI to the type of the current value."""
+    if not isinstance(value, str) or isinstance(current, str):
+        return value
+    if isinstance(current, bool):
+        return value.lower() in {"1", "true", "yes", "on"}
+    if isinstance(current, int):
+        return int(value)
+    if isinstance(current, float):
+        return float(value)
+    if isinstance(current, list):
+        items = [v.strip() for v in value.split(",") if v.strip()]
+        if current and isinstance(current[0], float):
+            return [float(v) for v in items]
+        if current and isinstance(current[0], int):
+            return [int(v) for v in items]
+        return items
+    return value
+
+
+def _merge(obj: Any, updates: dict[str, Any]) -> Any:
+    """Return a copy of dataclass ``obj`` with nested ``updates`` applied; unknown keys fail loudly."""
+    known = {f.name for f in dataclasses.fields(obj)}
+    changes: dict[str, Any] = {}
+    for key, value in updates.items():
+        if key not in known:
+            raise ValueError(f"unknown config key {key!r} for {type(obj).__name__}; known: {sorted(known)}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ValueError(f"config section {key!r} needs a mapping, got {value!r}")
+            changes[key] = _merge(current, value)
+        else:
+            changes[key] = _coerce(current, value)
+    return dataclasses.replace(obj, **changes)

@@ -1,0 +1,200 @@
+"""Single source of truth for every table's columns, types and partitioning.
+
+Spark jobs, pandas/arrow writers, Great Expectations suites and the DuckDB views all
+derive their column lists from here. Change a column here, nowhere else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+TS = pa.timestamp("us", tz="UTC")
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    name: str
+    schema: pa.Schema  # data columns (without partition columns)
+    partition_by: tuple[str, ...]
+    description: str
+
+    @property
+    def columns(self) -> list[str]:
+        return self.schema.names
+
+    def spark_ddl(self) -> str:
+        """DDL string for ``spark.createDataFrame(..., schema=ddl)`` / ``.schema(ddl)``."""
+        return ", ".join(f"`{f.name}` {_spark_type(f.type)}" for f in self.schema)
+
+    def empty(self) -> pa.Table:
+        return self.schema.empty_table()
+
+
+def _spark_type(t: pa.DataType) -> str:
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return "STRING"
+    if pa.types.is_int8(t):
+        return "TINYINT"
+    if pa.types.is_int16(t):
+        return "SMALLINT"
+    if pa.types.is_int32(t):
+        return "INT"
+    if pa.types.is_int64(t):
+        return "BIGINT"
+    if pa.types.is_float32(t):
+        return "FLOAT"
+    if pa.types.is_float64(t):
+        return "DOUBLE"
+    if pa.types.is_boolean(t):
+        return "BOOLEAN"
+    if pa.types.is_timestamp(t):
+        return "TIMESTAMP"
+    if pa.types.is_list(t):
+        return f"ARRAY<{_spark_type(t.value_type)}>"
+    raise TypeError(f"no Spark type for {t}")
+
+
+# Dense numeric features the ranker reads from `samples`, in order.
+DENSE_FEATURES: tuple[str, ...] = (
+    "item_prior_ctr",  # item CTR over the trailing stats window (smoothed), before ds
+    "item_log_impressions",  # log1p(item impressions over the trailing window)
+    "query_log_freq",  # log1p(requests of this query text over the trailing window)
+    "session_query_index",  # 0-based index of this request within its session
+)
+
+LABEL_GRADES = {"impression": 0, "click": 1, "add_to_cart": 2, "purchase": 3}
+
+EVENTS = TableSchema(
+    "events",
+    pa.schema(
+        [
+            ("event_id", pa.string()),
+            ("run_id", pa.string()),
+            ("application", pa.string()),
+            ("action_name", pa.string()),
+            ("query_id", pa.string()),
+            ("client_id", pa.string()),
+            ("session_id", pa.string()),
+            ("user_id", pa.string()),
+            ("item_id", pa.string()),
+            ("position", pa.int32()),
+            ("event_ts", TS),
+            ("dwell_time", pa.float64()),
+        ]
+    ),
+    ("ds",),
+    "a clean UBI event (impression, click, add_to_cart, purchase, ...)",
+)
+
+QUARANTINE = TableSchema(
+    "quarantine",
+    pa.schema(
+        [
+            ("run_id", pa.string()),
+            ("source", pa.string()),  # ubi_queries | ubi_events
+            ("file", pa.string()),
+            ("line_no", pa.int64()),
+            ("reason", pa.string()),  # a code from sie.ingest reason codes
+            ("raw", pa.string()),  # the raw line, verbatim
+        ]
+    ),
+    ("ds",),
+    "a rejected raw record with the reason and the raw line",
+)
+
+SAMPLES = TableSchema(
+    "samples",
+    pa.schema(
+        [
+            ("sample_id", pa.string()),
+            ("run_id", pa.string()),
+            ("query_id", pa.string()),
+            ("client_id", pa.string()),
+            ("session_id", pa.string()),
+            ("request_ts", TS),
+            ("query_text", pa.string()),
+            ("item_id", pa.string()),
+            ("item_title", pa.string()),
+            ("position", pa.int32()),
+            ("click", pa.int32()),
+            ("add_to_cart", pa.int32()),
+            ("purchase", pa.int32()),
+            ("label", pa.int32()),  # graded: 0 none, 1 click, 2 add_to_cart, 3 purchase
+            ("dwell_time", pa.float64()),
+        ]
+        + [(name, pa.float64()) for name in DENSE_FEATURES]
+    ),
+    ("ds",),
+    "one impression of an item in a query response, with labels and features",
+)
+
+IMPORTANCE_SCORES = TableSchema(
+    "importance_scores",
+    pa.schema(
+        [
+            ("sample_id", pa.string()),
+            ("sample_ds", pa.string()),  # the samples partition the sample lives in
+            ("run_id", pa.string()),
+            ("model_version", pa.string()),  # the checkpoint the scores were computed against
+            ("score", pa.float64()),  # higher = more valuable to keep
+        ]
+    ),
+    ("ds", "method"),
+    "a sample's score from one method for one model version (ds = the training window's last day)",
+)
+
+BENCHMARK_RESULTS = TableSchema(
+    "benchmark_results",
+    pa.schema(
+        [
+            ("dataset", pa.string()),
+            ("ds", pa.string()),
+            ("method", pa.string()),
+            ("keep_ratio", pa.float64()),
+            ("seed", pa.int32()),
+            ("metric", pa.string()),
+            ("value", pa.float64()),
+            ("n_train", pa.int64()),
+            ("train_seconds", pa.float64()),
+            ("score_seconds", pa.float64()),
+            ("created_at", TS),
+        ]
+    ),
+    ("run_id",),
+    "one (dataset, method, keep_ratio, seed, metric) value, with costs",
+)
+
+RECONCILIATION = TableSchema(
+    "reconciliation",
+    pa.schema(
+        [
+            ("run_id", pa.string()),
+            ("source", pa.string()),
+            ("raw_records", pa.int64()),
+            ("accepted", pa.int64()),
+            ("quarantined", pa.int64()),
+            ("dedup_dropped", pa.int64()),
+        ]
+    ),
+    ("ds",),
+    "per ds and source: raw = accepted + quarantined + dedup_dropped",
+)
+
+TABLES: dict[str, TableSchema] = {
+    t.name: t for t in (EVENTS, QUARANTINE, SAMPLES, IMPORTANCE_SCORES, BENCHMARK_RESULTS, RECONCILIATION)
+}
+
+
+def sample_id(query_id: str, item_id: str) -> str:
+    """Stable sample id; Spark computes the same as substring(sha2(concat_ws('|', q, i), 256), 1, 16)."""
+    return hashlib.sha256(f"{query_id}|{item_id}".encode()).hexdigest()[:16]
+
+
+def sample_id_spark(query_col, item_col):
+    """The Spark Column expression equal to :func:`sample_id`."""
+    from pyspark.sql import functions as F
+
+    return F.substring(F.sha2(F.concat_ws("|", query_col, item_col), 256), 1, 16)

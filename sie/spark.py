@@ -1,0 +1,34 @@
+"""One local Spark session per process, configured for the warehouse."""
+
+from __future__ import annotations
+
+import os
+
+from sie.config import SieConfig
+
+_SESSION = None
+
+
+def get_spark(cfg: SieConfig | None = None):
+    """Return the process-wide SparkSession (created on first use)."""
+    global _SESSION
+    if _SESSION is not None and _SESSION._jsc is not None and not _SESSION._jsc.sc().isStopped():
+        return _SESSION
+    from pyspark.sql import SparkSession
+
+    cfg = cfg or SieConfig.load()
+    os.environ.setdefault("PYSPARK_PYTHON", os.environ.get("PYSPARK_PYTHON", "python3"))
+    builder = (
+        SparkSession.builder.appName("sie")
+        .master(os.environ.get("SIE_SPARK_MASTER", cfg.ingest.spark_master))
+        .config("spark.sql.shuffle.partitions", str(cfg.ingest.shuffle_partitions))
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
+        .config("spark.ui.enabled", "false")
+        .config("spark.driver.memory", os.environ.get("SIE_SPARK_DRIVER_MEMORY", "2g"))
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.ui.showConsoleProgress", "false")
+    )
+    _SESSION = builder.getOrCreate()
+    _SESSION.sparkContext.setLogLevel("ERROR")
+    return _SESSION

@@ -1,0 +1,42 @@
+"""`sie sql`: run SQL on DuckDB over the Parquet tables through a read-only connection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from sie.config import SieConfig
+from sie.schemas import TABLES
+from sie.store import Warehouse, default_sql_dir, duckdb_connect
+
+
+def query(cfg: SieConfig, sql: str) -> pd.DataFrame:
+    con = duckdb_connect(Warehouse.from_config(cfg))
+    try:
+        return con.execute(sql).df()
+    finally:
+        con.close()
+
+
+def query_file(cfg: SieConfig, path: str | Path) -> pd.DataFrame:
+    path = Path(path)
+    if not path.exists():
+        candidate = default_sql_dir() / path.name
+        if not candidate.exists():
+            raise FileNotFoundError(f"SQL file not found: {path}")
+        path = candidate
+    return query(cfg, path.read_text())
+
+
+def ddl() -> str:
+    """CREATE TABLE statements for every table (Spark SQL / DuckDB flavour), from sie.schemas."""
+    out = ["-- Generated from sie/schemas.py by `sie ddl`; do not edit by hand.", ""]
+    for name, schema in TABLES.items():
+        cols = [f"    `{f.name}` " + spark.split(" ", 1)[1] for f, spark in zip(schema.schema, schema.spark_ddl().split(", "))]
+        cols += [f"    `{k}` STRING" for k in schema.partition_by]
+        out.append(f"-- {schema.description}")
+        out.append(f"CREATE TABLE IF NOT EXISTS {name} (\n" + ",\n".join(cols) + "\n)")
+        out.append(f"USING PARQUET PARTITIONED BY ({', '.join(schema.partition_by)});")
+        out.append("")
+    return "\n".join(out)

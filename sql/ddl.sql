@@ -1,0 +1,98 @@
+-- Generated from sie/schemas.py by `sie ddl`; do not edit by hand.
+
+-- a clean UBI event (impression, click, add_to_cart, purchase, ...)
+CREATE TABLE IF NOT EXISTS events (
+    `event_id` STRING,
+    `run_id` STRING,
+    `application` STRING,
+    `action_name` STRING,
+    `query_id` STRING,
+    `client_id` STRING,
+    `session_id` STRING,
+    `user_id` STRING,
+    `item_id` STRING,
+    `position` INT,
+    `event_ts` TIMESTAMP,
+    `dwell_time` DOUBLE,
+    `ds` STRING
+)
+USING PARQUET PARTITIONED BY (ds);
+
+-- a rejected raw record with the reason and the raw line
+CREATE TABLE IF NOT EXISTS quarantine (
+    `run_id` STRING,
+    `source` STRING,
+    `file` STRING,
+    `line_no` BIGINT,
+    `reason` STRING,
+    `raw` STRING,
+    `ds` STRING
+)
+USING PARQUET PARTITIONED BY (ds);
+
+-- one impression of an item in a query response, with labels and features
+CREATE TABLE IF NOT EXISTS samples (
+    `sample_id` STRING,
+    `run_id` STRING,
+    `query_id` STRING,
+    `client_id` STRING,
+    `session_id` STRING,
+    `request_ts` TIMESTAMP,
+    `query_text` STRING,
+    `item_id` STRING,
+    `item_title` STRING,
+    `position` INT,
+    `click` INT,
+    `add_to_cart` INT,
+    `purchase` INT,
+    `label` INT,
+    `dwell_time` DOUBLE,
+    `item_prior_ctr` DOUBLE,
+    `item_log_impressions` DOUBLE,
+    `query_log_freq` DOUBLE,
+    `session_query_index` DOUBLE,
+    `ds` STRING
+)
+USING PARQUET PARTITIONED BY (ds);
+
+-- a sample's score from one method for one model version (ds = the training window's last day)
+CREATE TABLE IF NOT EXISTS importance_scores (
+    `sample_id` STRING,
+    `sample_ds` STRING,
+    `run_id` STRING,
+    `model_version` STRING,
+    `score` DOUBLE,
+    `ds` STRING,
+    `method` STRING
+)
+USING PARQUET PARTITIONED BY (ds, method);
+
+-- one (dataset, method, keep_ratio, seed, metric) value, with costs
+CREATE TABLE IF NOT EXISTS benchmark_results (
+    `dataset` STRING,
+    `ds` STRING,
+    `method` STRING,
+    `keep_ratio` DOUBLE,
+    `seed` INT,
+    `metric` STRING,
+    `value` DOUBLE,
+    `n_train` BIGINT,
+    `train_seconds` DOUBLE,
+    `score_seconds` DOUBLE,
+    `created_at` TIMESTAMP,
+    `run_id` STRING
+)
+USING PARQUET PARTITIONED BY (run_id);
+
+-- per ds and source: raw = accepted + quarantined + dedup_dropped
+CREATE TABLE IF NOT EXISTS reconciliation (
+    `run_id` STRING,
+    `source` STRING,
+    `raw_records` BIGINT,
+    `accepted` BIGINT,
+    `quarantined` BIGINT,
+    `dedup_dropped` BIGINT,
+    `ds` STRING
+)
+USING PARQUET PARTITIONED BY (ds);
+
