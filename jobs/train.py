@@ -1,0 +1,16 @@
+"""Train the ranker for one day (a scheduler / `torchrun` entry point).
+
+    python jobs/train.py --ds 2026-11-20 --warehouse /data/sie
+"""
+
+import argparse
+
+from sie.config import SieConfig
+from sie.pipeline import train
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--ds", required=True)
+    parser.add_argument("--warehouse")
+    args = parser.parse_args()
+    train(SieConfig.load({"warehouse": args.warehouse} if args.warehouse else None), args.ds)
