@@ -42,23 +42,36 @@ class SimulateConfig:
     duplicate_event_rate: float = 0.02  # share of event lines logged twice (retries)
     label_flip_rate: float = 0.02  # share of human requests with a misattributed purchase
     bad_records: int = 0  # malformed lines injected per kind (0 = clean logs)
-    compress_level: int = 6  # gzip level of the NDJSON files
+    compress_level: int = 1  # gzip level of the NDJSON files (1 = fastest)
 
 
 @dataclass
 class IngestConfig:
+    """Spark ingest of raw UBI logs (rules: docs/INGEST.md)."""
+
     spark_master: str = "local[2]"
     shuffle_partitions: int = 4
-    session_gap_minutes: int = 30
-    lateness_hours: int = 6
-    stats_window_days: int = 7
+    session_gap_minutes: int = 30  # a client's new session starts after this idle gap
+    lateness_hours: int = 6  # records landed under ds=D are accepted within [D - lateness, D+1 + lateness)
+    stats_window_days: int = 7  # trailing window of published samples for item/query statistics
+    ctr_prior_strength: float = 20.0  # pseudo-impressions of the smoothed item CTR prior
+    bot_max_requests_per_day: int = 100  # a client with more requests in a day is a suspected bot
+    bot_fast_click_seconds: float = 1.0  # a click with dwell below this is a "fast" click
+    bot_fast_click_share: float = 0.8  # ... a client whose clicks are mostly fast is a suspected bot
+    bot_min_clicks: int = 3  # ... once it has at least this many clicks
+    rows_per_file: int = 2_000_000  # output parquet files per partition = ceil(rows / rows_per_file)
 
 
 @dataclass
 class ValidateConfig:
+    """Great Expectations suites (sie.validate); bounds apply to one ds."""
+
     min_ctr: float = 0.005
     max_ctr: float = 0.6
     max_bot_share: float = 0.5
+    min_click_impression_share: float = 0.8  # share of click events whose impression is in the same day
+    allow_empty_day: bool = False  # an empty samples day fails the samples suite unless True
+    data_docs: bool = True  # also render Great Expectations Data Docs HTML
 
 
 @dataclass
@@ -80,15 +93,74 @@ class TrainConfig:
 
 @dataclass
 class ImportanceConfig:
-    methods: list[str] = field(default_factory=lambda: ["random", "loss", "grad_norm"])
-    batch_size: int = 2048
+    """Importance scoring (sie.importance; every method is documented in docs/IMPORTANCE.md)."""
+
+    # methods the DAG / CLI score by default (all of them: together ~60k samples score in
+    # well under a minute on 2 CPU cores; see docs/IMPORTANCE.md for measured costs)
+    methods: list[str] = field(
+        default_factory=lambda: [
+            "random",
+            "loss",
+            "el2n",
+            "forgetting",
+            "aum",
+            "grad_norm",
+            "input_grad_share",
+            "tracin",
+            "tracin_self",
+            "knn_shapley",
+            "data_oob",
+            "tce",
+            "rce",
+        ]
+    )
+    batch_size: int = 2048  # samples per streamed batch (GPU: 8192+ is fine)
+    el2n_epoch: int = 1  # 1-based epoch whose recorded predictions EL2N uses (clipped)
+    aum_mode: str = "pointwise"  # pointwise (matches the BCE loss) | pairwise (within query group)
+    tracin_checkpoints: int = 3  # checkpoints TracIn sums over (evenly spaced, incl. the final one)
+    tracin_projection_dim: int = 0  # 0 = exact; k > 0 = random projection to ~k dims per layer
+    knn_k: int = 10  # K of KNN-Shapley
+    knn_max_validation: int = 1000  # cap on validation points (seeded sample); 0 = all
+    knn_batch_elements: int = 1 << 21  # distance-matrix entries sorted per batch (memory knob)
+    oob_estimators: int = 32  # Data-OOB bagged learners
+    oob_epochs: int = 2  # Data-OOB training passes
+    oob_lr: float = 0.05
+    tce_max_drop: float = 0.2  # T-CE: max fraction of clicks truncated per epoch
+    tce_warmup_epochs: int = 2  # T-CE: epochs until the drop rate reaches its max
+    rce_beta: float = 0.25  # R-CE: weight exponent β
 
 
 @dataclass
 class BenchConfig:
+    """Select → retrain → evaluate (docs/BENCHMARKS.md).
+
+    The first three fields drive the nightly step (sie_daily's ``evaluate``); the rest
+    drive a benchmark run (``sie bench`` / the ``sie_benchmark`` DAG), which simulates
+    ``days`` days of ``dataset`` into its own warehouse sub-root, trains and scores once,
+    then retrains from scratch for every (method, keep ratio, seed) cell.
+    """
+
+    # -- the nightly retrain/evaluate step
     keep_ratios: list[float] = field(default_factory=lambda: [0.5])
     seeds: list[int] = field(default_factory=lambda: [0])
     baselines: list[str] = field(default_factory=lambda: ["random", "full"])
+    # -- a benchmark run
+    dataset: str = "synthetic"  # synthetic | esci (sets simulate.world)
+    start: str = "2026-11-01"  # first simulated day
+    days: int = 1  # simulated days = the training window
+    # importance methods to benchmark; empty = importance.methods ("random" is a baseline here).
+    # The default grid is small enough for a few minutes on 2 CPU cores; docs/BENCHMARKS.md runs all.
+    methods: list[str] = field(default_factory=lambda: ["loss", "el2n", "aum", "grad_norm", "knn_shapley"])
+    grid_keep_ratios: list[float] = field(default_factory=lambda: [0.2, 0.5])  # 1.0 = the `full` baseline
+    grid_seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    # random (uniform), stratified (uniform within each query text), full (all data)
+    grid_baselines: list[str] = field(default_factory=lambda: ["random", "stratified", "full"])
+    run_id: str = ""  # empty = bench-<dataset>-<hash of the data/model settings>
+    validate: bool = True  # run the Great Expectations suites on the run's samples and scores
+    torch_threads: int = 0  # torch intra-op threads per cell (0 = torch's default)
+    roc_points: int = 51  # ROC curve points stored per method (TPR at evenly spaced FPR)
+    confidence: float = 0.95  # confidence intervals over seeds
+    alpha: float = 0.05  # significance level of the paired comparisons with random
 
 
 @dataclass

@@ -71,22 +71,49 @@ EVENTS = TableSchema(
     "events",
     pa.schema(
         [
-            ("event_id", pa.string()),
+            ("event_id", pa.string()),  # sha256 of the raw document line, first 16 hex (exact duplicates share it)
             ("run_id", pa.string()),
             ("application", pa.string()),
             ("action_name", pa.string()),
             ("query_id", pa.string()),
             ("client_id", pa.string()),
-            ("session_id", pa.string()),
+            ("session_id", pa.string()),  # as logged by the producer (top level or event_attributes)
             ("user_id", pa.string()),
-            ("item_id", pa.string()),
-            ("position", pa.int32()),
+            ("item_id", pa.string()),  # event_attributes.object.object_id
+            ("position", pa.int32()),  # 1-based (0-based producers are shifted, docs/INGEST.md)
             ("event_ts", TS),
             ("dwell_time", pa.float64()),
+            ("query_text", pa.string()),  # user_query when the event carries it
+            ("message_type", pa.string()),
+            ("object_id_field", pa.string()),
+            ("file", pa.string()),  # lineage: the raw file and 1-based line number
+            ("line_no", pa.int64()),
         ]
     ),
     ("ds",),
     "a clean UBI event (impression, click, add_to_cart, purchase, ...)",
+)
+
+QUERIES = TableSchema(
+    "queries",
+    pa.schema(
+        [
+            ("query_id", pa.string()),
+            ("run_id", pa.string()),
+            ("application", pa.string()),
+            ("client_id", pa.string()),
+            ("session_id", pa.string()),
+            ("user_id", pa.string()),
+            ("query_text", pa.string()),  # user_query
+            ("query_response_id", pa.string()),
+            ("hit_ids", pa.list_(pa.string())),  # query_response_hit_ids, ranked
+            ("request_ts", TS),
+            ("file", pa.string()),
+            ("line_no", pa.int64()),
+        ]
+    ),
+    ("ds",),
+    "a clean UBI query request (one per query_id)",
 )
 
 QUARANTINE = TableSchema(
@@ -97,7 +124,8 @@ QUARANTINE = TableSchema(
             ("source", pa.string()),  # ubi_queries | ubi_events
             ("file", pa.string()),
             ("line_no", pa.int64()),
-            ("reason", pa.string()),  # a code from sie.ingest reason codes
+            ("reason", pa.string()),  # a code from sie.ingest.reasons.REASONS
+            ("detail", pa.string()),  # human-readable specifics (the bad value, the window, ...)
             ("raw", pa.string()),  # the raw line, verbatim
         ]
     ),
@@ -126,6 +154,12 @@ SAMPLES = TableSchema(
             ("dwell_time", pa.float64()),
         ]
         + [(name, pa.float64()) for name in DENSE_FEATURES]
+        + [
+            ("application", pa.string()),
+            ("query_tokens", pa.list_(pa.string())),  # lower-cased [a-z0-9]+ tokens (sie.features.tokenize)
+            ("item_tokens", pa.list_(pa.string())),
+            ("suspected_bot", pa.int32()),  # 1 when the client matches the bot rule (docs/INGEST.md)
+        ]
     ),
     ("ds",),
     "one impression of an item in a query response, with labels and features",
@@ -173,10 +207,14 @@ RECONCILIATION = TableSchema(
         [
             ("run_id", pa.string()),
             ("source", pa.string()),
-            ("raw_records", pa.int64()),
+            ("raw_records", pa.int64()),  # non-blank lines that are not bulk action lines
             ("accepted", pa.int64()),
             ("quarantined", pa.int64()),
             ("dedup_dropped", pa.int64()),
+            ("files", pa.int64()),
+            ("raw_lines", pa.int64()),  # all lines = raw_records + blank_lines + bulk_action_lines
+            ("blank_lines", pa.int64()),
+            ("bulk_action_lines", pa.int64()),
         ]
     ),
     ("ds",),
@@ -184,7 +222,7 @@ RECONCILIATION = TableSchema(
 )
 
 TABLES: dict[str, TableSchema] = {
-    t.name: t for t in (EVENTS, QUARANTINE, SAMPLES, IMPORTANCE_SCORES, BENCHMARK_RESULTS, RECONCILIATION)
+    t.name: t for t in (EVENTS, QUERIES, QUARANTINE, SAMPLES, IMPORTANCE_SCORES, BENCHMARK_RESULTS, RECONCILIATION)
 }
 
 

@@ -140,6 +140,23 @@ class Warehouse:
             shutil.rmtree(trash, ignore_errors=True)
             journal.unlink()
 
+    def clean_staging(self, older_than_s: float = 86_400.0) -> list[Path]:
+        """Remove staging folders a killed writer left behind (older than ``older_than_s``); returns them.
+
+        Journals are left to :meth:`recover`; young folders may belong to a running writer.
+        """
+        import time
+
+        removed: list[Path] = []
+        if not self.staging_dir.exists():
+            return removed
+        now = time.time()
+        for path in self.staging_dir.iterdir():
+            if path.is_dir() and not path.name.startswith("trash-") and now - path.stat().st_mtime > older_than_s:
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+        return removed
+
     def write_partition(self, table: str, partition: dict[str, str], data: pa.Table) -> Path:
         """Write an arrow table as one published partition (replacing any previous one)."""
         schema = TABLES[table]

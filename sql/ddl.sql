@@ -14,6 +14,29 @@ CREATE TABLE IF NOT EXISTS events (
     `position` INT,
     `event_ts` TIMESTAMP,
     `dwell_time` DOUBLE,
+    `query_text` STRING,
+    `message_type` STRING,
+    `object_id_field` STRING,
+    `file` STRING,
+    `line_no` BIGINT,
+    `ds` STRING
+)
+USING PARQUET PARTITIONED BY (ds);
+
+-- a clean UBI query request (one per query_id)
+CREATE TABLE IF NOT EXISTS queries (
+    `query_id` STRING,
+    `run_id` STRING,
+    `application` STRING,
+    `client_id` STRING,
+    `session_id` STRING,
+    `user_id` STRING,
+    `query_text` STRING,
+    `query_response_id` STRING,
+    `hit_ids` ARRAY<STRING>,
+    `request_ts` TIMESTAMP,
+    `file` STRING,
+    `line_no` BIGINT,
     `ds` STRING
 )
 USING PARQUET PARTITIONED BY (ds);
@@ -25,6 +48,7 @@ CREATE TABLE IF NOT EXISTS quarantine (
     `file` STRING,
     `line_no` BIGINT,
     `reason` STRING,
+    `detail` STRING,
     `raw` STRING,
     `ds` STRING
 )
@@ -51,6 +75,10 @@ CREATE TABLE IF NOT EXISTS samples (
     `item_log_impressions` DOUBLE,
     `query_log_freq` DOUBLE,
     `session_query_index` DOUBLE,
+    `application` STRING,
+    `query_tokens` ARRAY<STRING>,
+    `item_tokens` ARRAY<STRING>,
+    `suspected_bot` INT,
     `ds` STRING
 )
 USING PARQUET PARTITIONED BY (ds);
@@ -92,6 +120,10 @@ CREATE TABLE IF NOT EXISTS reconciliation (
     `accepted` BIGINT,
     `quarantined` BIGINT,
     `dedup_dropped` BIGINT,
+    `files` BIGINT,
+    `raw_lines` BIGINT,
+    `blank_lines` BIGINT,
+    `bulk_action_lines` BIGINT,
     `ds` STRING
 )
 USING PARQUET PARTITIONED BY (ds);

@@ -1,0 +1,181 @@
+"""Run a suite with Great Expectations 1.x on one ds and store the results."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sie.config import SieConfig
+from sie.store import Warehouse
+from sie.validate.suites import CHECKS, CRITICAL, SUITE_TABLES, canonical, prepare
+
+log = logging.getLogger(__name__)
+
+
+class ValidationFailed(Exception):
+    """A critical expectation failed; the message names the ds, the suite and the failed expectations."""
+
+    def __init__(self, message: str, result: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.result = result or {}
+
+
+def load_frame(cfg: SieConfig, ds: str, suite: str) -> pd.DataFrame:
+    """The published partition(s) of ``ds`` the suite validates, as pandas."""
+    wh = Warehouse.from_config(cfg)
+    table = SUITE_TABLES[suite]
+    published = [p for p in wh.partitions(table) if p["ds"] == ds]
+    if not published:
+        raise FileNotFoundError(f"no published {table} partition for ds={ds} under {wh.table_dir(table)}")
+    return wh.read_table(table, {"ds": [ds]}).to_pandas()
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)
+    if isinstance(obj, (str, int, float, bool)) or obj is None:
+        return obj
+    if hasattr(obj, "item"):
+        return _jsonable(obj.item())
+    return str(obj)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+    tmp.write_text(json.dumps(_jsonable(data), indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def run_checks(cfg: SieConfig, ds: str, suite: str, df: pd.DataFrame):
+    """Validate ``df`` with the suite's expectations; returns (GE result, checks)."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    import great_expectations as gx
+
+    checks = CHECKS[suite](cfg, ds)
+    if len(df) == 0:  # an empty day: only the table-level checks mean something (the row count decides)
+        checks = [c for c in checks if c.kind.startswith("ExpectTable")]
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    source = context.data_sources.add_pandas(f"sie_{suite}")
+    asset = source.add_dataframe_asset(name=f"{suite}_{ds}")
+    batch_def = asset.add_batch_definition_whole_dataframe(f"{suite}-{ds}")
+    gx_suite = context.suites.add(gx.ExpectationSuite(name=suite))
+    for check in checks:
+        gx_suite.add_expectation(check.build())
+    batch = batch_def.get_batch(batch_parameters={"dataframe": prepare(suite, df)})
+    result = batch.validate(gx_suite, result_format="SUMMARY")
+    return context, result, checks
+
+
+def validate(cfg: SieConfig, ds: str, suite: str, *, raise_on_failure: bool = True, df: pd.DataFrame | None = None) -> dict[str, Any]:
+    """Validate the published ``ds`` data with ``suite`` (raw_events | samples | importance_scores).
+
+    Stores ``result.json`` (and Data Docs HTML) under ``Warehouse.validation_dir(suite, ds)``.
+    Raises :class:`ValidationFailed` naming the ds and the failed critical expectations;
+    FileNotFoundError when the partition to validate is not published.
+    """
+    t0 = time.time()
+    suite = canonical(suite)
+    wh = Warehouse.from_config(cfg)
+    if df is None:
+        df = load_frame(cfg, ds, suite)
+    context, result, checks = run_checks(cfg, ds, suite, df)
+    rows = []
+    for r in result.results:
+        cfg_ = r.expectation_config
+        meta = cfg_.meta or {}
+        kwargs = {k: v for k, v in cfg_.kwargs.items() if k not in ("batch_id",)}
+        column = kwargs.get("column") or kwargs.get("column_A") or kwargs.get("column_list")
+        rows.append(
+            {
+                "expectation": cfg_.type,
+                "column": column,
+                "kwargs": kwargs,
+                "severity": meta.get("severity", CRITICAL),
+                "why": meta.get("why", ""),
+                "success": bool(r.success),
+                "observed": (r.result or {}).get("observed_value"),
+                "unexpected_count": (r.result or {}).get("unexpected_count"),
+                "unexpected_percent": (r.result or {}).get("unexpected_percent"),
+                "partial_unexpected_list": ((r.result or {}).get("partial_unexpected_list") or [])[:5],
+                "exception": (r.exception_info or {}).get("exception_message") if r.exception_info else None,
+            }
+        )
+    failed_critical = [r for r in rows if not r["success"] and r["severity"] == CRITICAL]
+    failed_warning = [r for r in rows if not r["success"] and r["severity"] != CRITICAL]
+    out = {
+        "ds": ds,
+        "suite": suite,
+        "table": SUITE_TABLES[suite],
+        "rows": int(len(df)),
+        "success": not failed_critical,
+        "evaluated": len(rows),
+        "failed_critical": [_label(r) for r in failed_critical],
+        "failed_warning": [_label(r) for r in failed_warning],
+        "results": rows,
+        "great_expectations": result.to_json_dict(),
+        "seconds": round(time.time() - t0, 2),
+    }
+    out_dir = wh.validation_dir(suite, ds)
+    _write_json(out_dir / "result.json", out)
+    out["path"] = str(out_dir / "result.json")
+    if cfg.validate.data_docs:
+        try:
+            out["data_docs"] = str(write_data_docs(context, result, out_dir))
+        except Exception as exc:  # Data Docs are a report; never fail validation because of them
+            log.warning("ds=%s suite=%s: Data Docs not rendered: %s", ds, suite, exc)
+    log.info("validate ds=%s suite=%s success=%s failed=%s", ds, suite, out["success"], out["failed_critical"])
+    if failed_critical and raise_on_failure:
+        raise ValidationFailed(
+            f"validation of {SUITE_TABLES[suite]} ds={ds} failed (suite {suite}): "
+            + "; ".join(out["failed_critical"])
+            + f" — details in {out['path']}",
+            out,
+        )
+    return out
+
+
+def _label(r: dict) -> str:
+    obs = r["observed"]
+    if r["unexpected_count"]:
+        detail = f"{r['unexpected_count']} unexpected ({(r['unexpected_percent'] or 0):.2f}%)"
+    elif r["exception"]:
+        detail = f"error: {r['exception']}"
+    else:
+        detail = f"observed {obs}"
+    return f"{r['expectation']}({r['column']}) {detail}" if r["column"] else f"{r['expectation']} {detail}"
+
+
+def write_data_docs(context, result, out_dir: Path) -> Path:
+    """Render the validation result as a standalone HTML page (stage 2: Data Docs site)."""
+    from great_expectations.render.renderer import ValidationResultsPageRenderer
+    from great_expectations.render.view import DefaultJinjaPageView
+
+    render_log = logging.getLogger("great_expectations")
+    level = render_log.level
+    render_log.setLevel(logging.CRITICAL)  # the renderer logs (and survives) numpy scalars it cannot format
+    try:
+        document = ValidationResultsPageRenderer().render(result)
+        html = DefaultJinjaPageView().render(document)
+    finally:
+        render_log.setLevel(level)
+    path = out_dir / "index.html"
+    tmp = path.with_name(f".index.{uuid.uuid4().hex}.html")
+    tmp.write_text(html)
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,217 @@
+"""Great Expectations 1.x suites, in code: raw events, samples, importance scores.
+
+Each suite is a list of :class:`Check` (an expectation plus its severity). A failed
+``critical`` check fails validation (and the DAG task); a failed ``warning`` is only
+reported. Cross-row rules (a click implies an impression, the graded label, the
+sample_id formula, timestamps in the day window) are expressed on derived columns
+(prefixed ``_``) that :func:`prepare` adds to the validated frame.
+
+``great_expectations`` is imported lazily (it takes seconds to import).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from sie.config import SieConfig
+from sie.ingest.parse import day_window
+from sie.ingest.reasons import INTERACTIONS, RANKING_ACTIONS
+from sie.schemas import DENSE_FEATURES, EVENTS, IMPORTANCE_SCORES, SAMPLES, TableSchema
+
+CRITICAL = "critical"
+WARNING = "warning"
+
+SUITE_TABLES = {"raw_events": "events", "samples": "samples", "importance_scores": "importance_scores"}
+ALIASES = {"events": "raw_events", "importance": "importance_scores", "scores": "importance_scores"}
+
+
+@dataclass(frozen=True)
+class Check:
+    kind: str  # the Expectation class name in great_expectations.expectations
+    kwargs: dict[str, Any]
+    severity: str = CRITICAL
+    why: str = ""
+
+    def build(self):
+        import great_expectations as gx
+
+        cls = getattr(gx.expectations, self.kind)
+        return cls(**self.kwargs, meta={"severity": self.severity, "why": self.why})
+
+    @property
+    def name(self) -> str:
+        col = self.kwargs.get("column") or self.kwargs.get("column_A") or self.kwargs.get("column_list")
+        return f"{self.kind}({col})" if col else self.kind
+
+
+def canonical(suite: str) -> str:
+    suite = ALIASES.get(suite, suite)
+    if suite not in SUITE_TABLES:
+        raise ValueError(f"unknown validation suite {suite!r}; known: {sorted(SUITE_TABLES)} (aliases {sorted(ALIASES)})")
+    return suite
+
+
+def _epoch_s(series: pd.Series) -> pd.Series:
+    ts = pd.to_datetime(series)
+    if ts.dt.tz is not None:
+        ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
+    return (ts - pd.Timestamp("1970-01-01")).dt.total_seconds()
+
+
+def _pandas_types(schema: TableSchema, name: str) -> list[str]:
+    """Accepted pandas dtypes / value types for a column of the arrow schema."""
+    import pyarrow as pa
+
+    t = schema.schema.field(name).type
+    if pa.types.is_string(t):
+        return ["str", "object", "string"]
+    if pa.types.is_integer(t):
+        return [str(t), "Int32", "Int64", "int64", "float64"]  # float64: integers with nulls in pandas
+    if pa.types.is_floating(t):
+        return ["float64", "float32"]
+    if pa.types.is_timestamp(t):
+        return ["datetime64[us]", "datetime64[ns]", "datetime64[ms]"]  # validated as naive UTC
+    return [str(t)]
+
+
+def _types(schema: TableSchema, cols) -> list[Check]:
+    return [
+        Check("ExpectColumnValuesToBeInTypeList", {"column": c, "type_list": _pandas_types(schema, c)}, why="type")
+        for c in cols
+    ]
+
+
+def _columns(schema: TableSchema) -> Check:
+    return Check(
+        "ExpectTableColumnsToMatchSet",
+        {"column_set": list(schema.columns) + list(schema.partition_by), "exact_match": False},
+        why="every column of the table is present",
+    )
+
+
+def _rows(cfg: SieConfig) -> Check:
+    if cfg.validate.allow_empty_day:
+        return Check("ExpectTableRowCountToBeBetween", {"min_value": 0}, WARNING, "empty days allowed")
+    return Check(
+        "ExpectTableRowCountToBeBetween", {"min_value": 1}, why="an empty day is an upstream outage (allow_empty_day)"
+    )
+
+
+def raw_events_checks(cfg: SieConfig, ds: str) -> list[Check]:
+    start, end = day_window(ds, cfg.ingest.lateness_hours)
+    return [
+        _rows(cfg),
+        _columns(EVENTS),
+        *_types(EVENTS, ["event_id", "action_name", "event_ts", "position", "dwell_time"]),
+        *[Check("ExpectColumnValuesToNotBeNull", {"column": c}, why="required") for c in ("event_id", "action_name", "event_ts", "run_id")],
+        *[
+            Check("ExpectColumnValuesToNotBeNull", {"column": f"_ranking_{c}"}, why=f"ranking events carry {c}")
+            for c in ("query_id", "client_id", "item_id", "position")
+        ],
+        Check("ExpectColumnValuesToBeUnique", {"column": "event_id"}, why="exact duplicates are dropped"),
+        Check("ExpectColumnValuesToBeBetween", {"column": "position", "min_value": 1}, why="positions are 1-based"),
+        Check(
+            "ExpectColumnValuesToBeBetween",
+            {"column": "_event_epoch_s", "min_value": start.timestamp(), "max_value": end.timestamp(), "strict_max": True},
+            why=f"event time within the ds window +- lateness [{start.isoformat()}, {end.isoformat()})",
+        ),
+        Check(
+            "ExpectColumnValuesToBeInSet",
+            {"column": "_click_has_impression", "value_set": [1], "mostly": cfg.validate.min_click_impression_share},
+            why="a click (add_to_cart, purchase) implies an impression of the same item for the same query",
+        ),
+        Check("ExpectColumnValuesToBeBetween", {"column": "dwell_time", "min_value": 0}, WARNING, "dwell is a duration"),
+        Check("ExpectColumnValuesToMatchRegex", {"column": "action_name", "regex": r"^[a-z0-9_]+$"}, WARNING, "action names are identifiers"),
+    ]
+
+
+def samples_checks(cfg: SieConfig, ds: str) -> list[Check]:
+    v = cfg.validate
+    start, end = day_window(ds, cfg.ingest.lateness_hours)
+    required = ["sample_id", "run_id", "query_id", "query_text", "item_id", "item_title", "position", "request_ts"]
+    labels = ["click", "add_to_cart", "purchase", "label", "suspected_bot"]
+    return [
+        _rows(cfg),
+        _columns(SAMPLES),
+        *_types(SAMPLES, ["sample_id", "query_text", "item_id", "position", "click", "label", "request_ts", *DENSE_FEATURES]),
+        *[Check("ExpectColumnValuesToNotBeNull", {"column": c}, why="required") for c in required + labels + list(DENSE_FEATURES)],
+        Check("ExpectColumnValuesToBeUnique", {"column": "sample_id"}, why="one sample per (query_id, item_id)"),
+        Check("ExpectColumnPairValuesToBeEqual", {"column_A": "sample_id", "column_B": "_expected_sample_id"}, why="sample_id = sha256(query_id|item_id)[:16]"),
+        Check("ExpectColumnValuesToBeBetween", {"column": "position", "min_value": 1}, why="positions are 1-based"),
+        *[Check("ExpectColumnValuesToBeInSet", {"column": c, "value_set": [0, 1]}, why="binary label") for c in ("click", "add_to_cart", "purchase", "suspected_bot")],
+        Check("ExpectColumnValuesToBeInSet", {"column": "label", "value_set": [0, 1, 2, 3]}, why="graded label"),
+        Check("ExpectColumnPairValuesToBeEqual", {"column_A": "label", "column_B": "_expected_label"}, why="label = highest grade reached"),
+        Check(
+            "ExpectColumnPairValuesAToBeGreaterThanB",
+            {"column_A": "_impression", "column_B": "click", "or_equal": True},
+            why="a click implies an impression (every sample is one)",
+        ),
+        Check(
+            "ExpectColumnValuesToBeBetween",
+            {"column": "_request_epoch_s", "min_value": start.timestamp(), "max_value": end.timestamp(), "strict_max": True},
+            why="request time within the ds window +- lateness",
+        ),
+        Check("ExpectColumnMeanToBeBetween", {"column": "click", "min_value": v.min_ctr, "max_value": v.max_ctr}, why="CTR within configured bounds"),
+        Check("ExpectColumnMeanToBeBetween", {"column": "suspected_bot", "min_value": 0.0, "max_value": v.max_bot_share}, why="suspected-bot share within bounds"),
+        Check("ExpectColumnValuesToBeBetween", {"column": "item_prior_ctr", "min_value": 0.0, "max_value": 1.0}, why="a rate"),
+        *[Check("ExpectColumnValuesToBeBetween", {"column": c, "min_value": 0.0, "max_value": 1e6}, why="finite, non-negative") for c in ("item_log_impressions", "query_log_freq", "session_query_index")],
+        Check("ExpectColumnValuesToBeBetween", {"column": "dwell_time", "min_value": 0}, WARNING, "dwell is a duration"),
+        Check("ExpectColumnValueLengthsToBeBetween", {"column": "query_text", "min_value": 1}, WARNING, "non-empty query text"),
+    ]
+
+
+def importance_checks(cfg: SieConfig, ds: str) -> list[Check]:
+    return [
+        Check("ExpectTableRowCountToBeBetween", {"min_value": 1}, why="scores were written"),
+        _columns(IMPORTANCE_SCORES),
+        *_types(IMPORTANCE_SCORES, ["sample_id", "score"]),
+        Check("ExpectColumnValuesToNotBeNull", {"column": "sample_id"}, why="required"),
+        Check("ExpectColumnValuesToNotBeNull", {"column": "method"}, why="required"),
+        Check("ExpectColumnValuesToNotBeNull", {"column": "score"}, why="NaN scores are nulls here"),
+        Check("ExpectColumnValuesToBeInSet", {"column": "_score_finite", "value_set": [1]}, why="score is finite"),
+        Check("ExpectCompoundColumnsToBeUnique", {"column_list": ["sample_id", "method"]}, why="one score per (sample_id, method)"),
+        Check("ExpectColumnValuesToNotBeNull", {"column": "model_version"}, WARNING, "lineage"),
+        Check("ExpectColumnValuesToNotBeNull", {"column": "sample_ds"}, WARNING, "lineage"),
+    ]
+
+
+CHECKS: dict[str, Callable[[SieConfig, str], list[Check]]] = {
+    "raw_events": raw_events_checks,
+    "samples": samples_checks,
+    "importance_scores": importance_checks,
+}
+
+
+def prepare(suite: str, df: pd.DataFrame) -> pd.DataFrame:
+    """Add the derived ``_`` columns a suite's cross-row checks read.
+
+    Timestamps are converted to naive UTC (GE's pandas type check cannot name tz-aware dtypes).
+    """
+    df = df.copy()
+    for c in df.columns:
+        if isinstance(df[c].dtype, pd.DatetimeTZDtype):
+            df[c] = df[c].dt.tz_convert("UTC").dt.tz_localize(None)
+    if suite == "raw_events":
+        ranking = df["action_name"].isin(RANKING_ACTIONS)
+        for c in ("query_id", "client_id", "item_id", "position"):
+            df[f"_ranking_{c}"] = df[c].where(ranking, "n/a").astype(object)
+        df["_event_epoch_s"] = _epoch_s(df["event_ts"]) if len(df) else pd.Series(dtype=float)
+        imp = set(zip(df.loc[df["action_name"] == "impression", "query_id"], df.loc[df["action_name"] == "impression", "item_id"]))
+        inter = df["action_name"].isin(INTERACTIONS)
+        has = [1 if (q, i) in imp else 0 for q, i in zip(df["query_id"], df["item_id"])]
+        df["_click_has_impression"] = pd.Series(has, index=df.index, dtype=float).where(inter)
+    elif suite == "samples":
+        df["_expected_sample_id"] = [hashlib.sha256(f"{q}|{i}".encode()).hexdigest()[:16] for q, i in zip(df["query_id"], df["item_id"])]
+        grade = np.select([df["purchase"] == 1, df["add_to_cart"] == 1, df["click"] == 1], [3, 2, 1], 0)
+        df["_expected_label"] = grade.astype("int64")
+        df["label"] = df["label"].astype("int64")
+        df["_impression"] = 1
+        df["_request_epoch_s"] = _epoch_s(df["request_ts"]) if len(df) else pd.Series(dtype=float)
+    elif suite == "importance_scores":
+        df["_score_finite"] = np.isfinite(df["score"].astype(float)).astype(int).where(df["score"].notna())
+    return df
