@@ -1,9 +1,20 @@
 """Importance estimators, one module each, behind the protocol in ``base``.
 
-Importing this package registers every method in :data:`REGISTRY`.
+Importing this package registers every method in :data:`REGISTRY`
+(see docs/IMPORTANCE.md for formulas, sign conventions, costs and references).
 """
 
-from sie.importance import grad_norm, loss, random  # noqa: F401  (registration side effects)
+from sie.importance import (  # noqa: F401  (registration side effects)
+    data_oob,
+    denoise,
+    dynamics,
+    grad_norm,
+    input_grad,
+    knn_shapley,
+    loss,
+    random,
+    tracin,
+)
 from sie.importance.base import REGISTRY, Estimator, ScoringContext, get_estimator, register
 
 __all__ = ["REGISTRY", "Estimator", "ScoringContext", "get_estimator", "register"]

@@ -3,20 +3,31 @@
 An estimator is constructed from the config, then ``score(ctx)`` returns one float per
 training sample of the context, in ``ctx.train.sample_id`` order. Higher = more
 valuable to keep. Estimators never see the benchmark holdout.
+
+Estimators stream over samples in batches of ``cfg.importance.batch_size`` on
+``ctx.device``: apart from the O(N) output vector (and O(N) per-sample inputs such as
+the training dynamics), memory does not grow with the number of samples.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Iterator
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from sie.config import SieConfig
 from sie.features import SampleTensors
 from sie.models import NeuralRanker
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sie.train import TrainResult
+
+log = logging.getLogger("sie.importance")
 
 
 @dataclass
@@ -34,11 +45,64 @@ class ScoringContext:
     learning_rates: list[float] = field(default_factory=list)
     device: torch.device = torch.device("cpu")
     seed: int = 0
+    #: in-memory alternative to ``checkpoint_paths`` (state_dict per epoch, oldest first);
+    #: used when scoring straight after training (tests, benchmarks)
+    checkpoint_states: list[dict] = field(default_factory=list)
+
+    @property
+    def n_checkpoints(self) -> int:
+        return len(self.checkpoint_states) or len(self.checkpoint_paths)
 
     def load_checkpoint(self, path: Path) -> NeuralRanker:
         model = NeuralRanker.from_config(self.cfg.train)
         model.load_state_dict(torch.load(path, map_location="cpu"))
         return model.to(self.device)
+
+    def load_epoch(self, epoch: int) -> NeuralRanker:
+        """The model as it was at the end of ``epoch`` (0-based)."""
+        if self.checkpoint_states:
+            model = NeuralRanker.from_config(self.cfg.train)
+            model.load_state_dict(self.checkpoint_states[epoch])
+            return model.to(self.device)
+        if not self.checkpoint_paths:
+            raise RuntimeError("this scoring context has no checkpoints")
+        return self.load_checkpoint(self.checkpoint_paths[epoch])
+
+    def learning_rate(self, epoch: int) -> float:
+        if epoch < len(self.learning_rates):
+            return float(self.learning_rates[epoch])
+        return float(self.cfg.train.lr)
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.cfg.importance.batch_size)
+
+    @classmethod
+    def from_training(
+        cls,
+        cfg: SieConfig,
+        result: "TrainResult",
+        train: SampleTensors,
+        validation: SampleTensors,
+        *,
+        ds: str = "adhoc",
+        seed: int | None = None,
+    ) -> "ScoringContext":
+        """A context straight from :func:`sie.train.train_ranker` (no warehouse involved)."""
+        device = next(result.model.parameters()).device
+        return cls(
+            cfg=cfg,
+            ds=ds,
+            model=result.model,
+            train=train,
+            validation=validation,
+            dynamics_loss=result.dynamics_loss,
+            dynamics_logit=result.dynamics_logit,
+            learning_rates=list(result.learning_rates),
+            device=device,
+            seed=cfg.train.seed if seed is None else seed,
+            checkpoint_states=list(result.checkpoints),
+        )
 
 
 class Estimator:
@@ -47,6 +111,9 @@ class Estimator:
     name: ClassVar[str] = ""
     #: one line for docs / the CLI
     summary: ClassVar[str] = ""
+    #: what the method needs: "dynamics" (recorded during training), "model",
+    #: "checkpoints", "validation", "none"
+    needs: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, cfg: SieConfig):
         self.cfg = cfg
@@ -73,5 +140,35 @@ def get_estimator(name: str, cfg: SieConfig) -> Estimator:
     return REGISTRY[name](cfg)
 
 
-def batches(n: int, size: int) -> Callable:
+def batches(n: int, size: int) -> Iterator[slice]:
     return (slice(b, min(b + size, n)) for b in range(0, n, size))
+
+
+def iter_batches(data: SampleTensors, device: torch.device, size: int) -> Iterator[tuple[slice, tuple, torch.Tensor]]:
+    """(slice, (query_tokens, item_tokens, dense), click) per batch, on ``device``."""
+    for sl in batches(len(data), size):
+        yield sl, data.inputs(device, sl), data.click[sl].to(device, non_blocking=True)
+
+
+def per_sample_loss(logits: torch.Tensor, click: torch.Tensor) -> torch.Tensor:
+    """The training loss of each sample (unreduced pointwise BCE on clicks, as in sie.train)."""
+    return F.binary_cross_entropy_with_logits(logits, click.to(logits.dtype), reduction="none")
+
+
+def rank_pct(values: np.ndarray) -> np.ndarray:
+    """Rank of each value scaled to [0, 1] (ties broken by position), for tie-breaking."""
+    n = len(values)
+    if n <= 1:
+        return np.zeros(n)
+    ranks = np.empty(n, dtype=np.float64)
+    ranks[np.argsort(values, kind="stable")] = np.arange(n, dtype=np.float64)
+    return ranks / (n - 1)
+
+
+def require_validation(ctx: ScoringContext, method: str) -> None:
+    if len(ctx.validation) == 0:
+        raise ValueError(
+            f"{method} needs held-out validation clicks, but the context has none "
+            "(the window's validation split is empty)"
+        )
+

@@ -11,6 +11,7 @@ from sie.importance.base import Estimator, ScoringContext, register
 class RandomScores(Estimator):
     name = "random"
     summary = "uniform random scores (baseline)"
+    needs = ()
 
     def score(self, ctx: ScoringContext) -> np.ndarray:
         return np.random.default_rng(ctx.seed).random(len(ctx.train))

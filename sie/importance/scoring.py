@@ -72,7 +72,13 @@ def score_day(cfg: SieConfig, ds: str, method: str, validate: bool = True) -> di
     wh = Warehouse.from_config(cfg)
     partition = {"ds": ds, "method": method}
     wh.write_partition("importance_scores", partition, table)
-    cost = {"method": method, "seconds": seconds, "n": len(scores), "samples_per_second": len(scores) / max(seconds, 1e-9)}
+    cost = {
+        "method": method,
+        "seconds": seconds,
+        "n": len(scores),
+        "samples_per_second": len(scores) / max(seconds, 1e-9),
+        "device": str(ctx.device),
+    }
     (wh.partition_dir("importance_scores", partition).parent / f"_cost-{method}.json").write_text(json.dumps(cost))
     if validate:
         from sie.validate import validate as run_suite

@@ -1,0 +1,116 @@
+"""Exact KNN-Shapley against brute-force Shapley values on tiny sets."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from sie.importance import get_estimator
+from sie.importance.knn_shapley import embed, knn_shapley_values, validation_subset
+from sie.importance.synthetic import tiny_context
+
+
+def _utility(subset, order_rank, train_y, yv, k):
+    """U(S) = (1/K) Σ_{k ≤ min(K,|S|)} 1[y_{α_k(S)} = y_v]."""
+    if not subset:
+        return 0.0
+    nearest = sorted(subset, key=lambda j: order_rank[j])[:k]
+    return sum(float(train_y[j] == yv) for j in nearest) / k
+
+
+def brute_force_shapley(train_x, train_y, val_x, val_y, k):
+    n = len(train_x)
+    out = np.zeros(n)
+    for xv, yv in zip(val_x, val_y):
+        dist = np.linalg.norm(train_x - xv, axis=1)
+        order_rank = np.argsort(np.argsort(dist, kind="stable"), kind="stable")
+        for i in range(n):
+            others = [j for j in range(n) if j != i]
+            for size in range(n):
+                w = math.factorial(size) * math.factorial(n - size - 1) / math.factorial(n)
+                for s in itertools.combinations(others, size):
+                    gain = _utility(list(s) + [i], order_rank, train_y, yv, k) - _utility(list(s), order_rank, train_y, yv, k)
+                    out[i] += w * gain
+    return out / len(val_x)
+
+
+@pytest.mark.parametrize("k", [1, 3, 8])
+def test_knn_shapley_equals_brute_force(k):
+    rng = np.random.default_rng(k)
+    n, m = 7, 5
+    train_x = rng.normal(size=(n, 3))
+    train_y = rng.integers(0, 2, size=n).astype(np.float32)
+    val_x = rng.normal(size=(m, 3))
+    val_y = rng.integers(0, 2, size=m).astype(np.float32)
+    ref = brute_force_shapley(train_x, train_y, val_x, val_y, k)
+    got = knn_shapley_values(
+        torch.tensor(train_x), torch.tensor(train_y), torch.tensor(val_x), torch.tensor(val_y), k, batch_elements=2 * n
+    ).numpy()
+    np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-12)
+    # efficiency: values sum to the mean utility of the full set
+    full = np.mean([_utility(list(range(n)), np.argsort(np.argsort(np.linalg.norm(train_x - xv, axis=1))), train_y, yv, k)
+                    for xv, yv in zip(val_x, val_y)])
+    assert got.sum() == pytest.approx(full)
+
+
+def _sequential_recursion(train_x, train_y, val_x, val_y, k):
+    n = len(train_x)
+    out = np.zeros(n)
+    for xv, yv in zip(val_x, val_y):
+        order = np.argsort(np.linalg.norm(train_x - xv, axis=1), kind="stable")
+        s = np.zeros(n)
+        s[order[-1]] = float(train_y[order[-1]] == yv) * min(k, n) / (n * k)
+        for i in range(n - 2, -1, -1):
+            a, b = order[i], order[i + 1]
+            s[a] = s[b] + (float(train_y[a] == yv) - float(train_y[b] == yv)) / k * min(k, i + 1) / (i + 1)
+        out += s
+    return out / len(val_x)
+
+
+def test_batched_recursion_equals_sequential_on_medium_set():
+    rng = np.random.default_rng(0)
+    train_x, val_x = rng.normal(size=(400, 4)), rng.normal(size=(23, 4))
+    train_y, val_y = rng.integers(0, 2, 400), rng.integers(0, 2, 23)
+    ref = _sequential_recursion(train_x, train_y, val_x, val_y, 5)
+    for elements in (400, 3000, 1 << 20):  # 1, 7 and all validation rows per batch
+        got = knn_shapley_values(
+            torch.tensor(train_x), torch.tensor(train_y), torch.tensor(val_x), torch.tensor(val_y), 5, elements
+        ).numpy()
+        np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-12)
+
+
+def test_knn_shapley_estimator_on_trained_model():
+    ctx = tiny_context(n=200, n_validation=50)
+    scores = get_estimator("knn_shapley", ctx.cfg).score(ctx)
+    k = ctx.cfg.importance.knn_k
+    ref = _sequential_recursion(
+        embed(ctx.model, ctx.train, ctx.device, 64).double().numpy(),
+        ctx.train.click.numpy(),
+        embed(ctx.model, ctx.validation, ctx.device, 64).double().numpy(),
+        ctx.validation.click.numpy(),
+        k,
+    )
+    np.testing.assert_allclose(scores, ref, rtol=1e-6, atol=1e-9)
+
+
+def test_validation_cap_is_a_seeded_subset():
+    ctx = tiny_context(n=100, n_validation=50)
+    sub = validation_subset(ctx, 10)
+    assert len(sub) == 10 and set(sub.sample_id) <= set(ctx.validation.sample_id)
+    assert list(validation_subset(ctx, 10).sample_id) == list(sub.sample_id)
+    assert len(validation_subset(ctx, 0)) == 50
+
+
+def test_nearest_first_is_a_stable_argsort_with_ties():
+    from sie.importance.knn_shapley import nearest_first
+
+    d = torch.tensor([[0.5, 0.0, 0.5, -0.0, 2.0, 1e-30], [3.0, 1.0, 1.0, 1.0, 0.0, 3.0]])
+    expected = torch.tensor([[1, 3, 5, 0, 2, 4], [4, 1, 2, 3, 0, 5]])
+    assert torch.equal(nearest_first(d), expected)
+    rng = torch.Generator().manual_seed(0)
+    r = torch.rand(7, 500, generator=rng).mul(20).floor()  # many ties
+    assert torch.equal(nearest_first(r), r.argsort(dim=1, stable=True))
