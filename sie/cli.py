@@ -232,5 +232,58 @@ def demo(
     _print_summary(cfg)
 
 
+@app.command()
+def bench(
+    dataset: Optional[str] = typer.Option(None, help="synthetic | esci (default: bench.dataset)."),
+    days: Optional[int] = typer.Option(None, help="Simulated days = the training window (default: bench.days)."),
+    start: Optional[str] = typer.Option(None, help="First simulated day (default: bench.start)."),
+    methods: Optional[str] = typer.Option(None, help="Comma-separated importance methods (default: bench.methods, else importance.methods)."),
+    keep_ratios: Optional[str] = typer.Option(None, help="Comma-separated keep ratios, e.g. 0.1,0.3,0.5,1.0."),
+    seeds: Optional[str] = typer.Option(None, help="Comma-separated retraining seeds, e.g. 0,1,2."),
+    baselines: Optional[str] = typer.Option(None, help="Comma-separated baselines among random,stratified,full."),
+    run_id: Optional[str] = typer.Option(None, help="Run id (default: bench-<dataset>-<hash of the data/model settings>)."),
+    workers: int = typer.Option(1, help="Processes running cells in parallel."),
+    fresh: bool = typer.Option(False, "--fresh", help="Delete the run's previous files first (otherwise finished steps and cells are reused)."),
+) -> None:
+    """Benchmark importance-based downsampling: every method x keep ratio x seed, retrained from scratch."""
+    import shutil
+
+    from sie.bench.runner import resolve, run_benchmark
+
+    def listed(value: Optional[str]):
+        return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
+
+    grid = {"dataset": dataset, "days": days, "start": start, "methods": listed(methods),
+            "grid_keep_ratios": [float(v) for v in listed(keep_ratios)] if keep_ratios else None,
+            "grid_seeds": [int(v) for v in listed(seeds)] if seeds else None,
+            "grid_baselines": listed(baselines), "run_id": run_id}
+    cfg = _cfg({"bench": grid})
+    try:
+        run = resolve(cfg)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    if fresh and run.root.exists():
+        shutil.rmtree(run.root)
+    out = run_benchmark(cfg, workers=workers)
+    console.print(out)
+
+
+@app.command()
+def report(
+    run_id: Optional[str] = typer.Option(None, help="Benchmark run (default: the latest published bench-* run)."),
+    output: Optional[Path] = typer.Option(None, help="Folder for the report (default: <warehouse>/reports/<run_id>)."),
+) -> None:
+    """Rebuild a benchmark report (Markdown, HTML, PNG plots) from the benchmark_results table alone."""
+    from sie.bench.report import build_report
+
+    try:
+        path = build_report(_cfg(), run_id, output)
+    except FileNotFoundError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1)
+    console.print(f"report: {path}")
+    console.print(f"html:   {path.with_name('report.html')}")
+
+
 if __name__ == "__main__":
     app()

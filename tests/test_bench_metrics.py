@@ -37,3 +37,115 @@ def test_top_k_mask_keeps_highest():
     assert random_mask(1000, 0.3, seed=1).sum() == 300
     with pytest.raises(ValueError):
         top_k_mask(scores, 0.0)
+
+
+# ---- ranking_metrics: equal to the per-query sklearn computation, and faster ----------
+
+def _reference_ranking_metrics(groups, grades, scores, k=10):
+    """The v0 implementation: one sklearn ndcg_score call per query group."""
+    import pandas as pd
+    from sklearn.metrics import ndcg_score
+
+    frame = pd.DataFrame({"g": groups, "y": grades, "s": scores})
+    ndcgs, rrs = [], []
+    for _, part in frame.groupby("g", sort=False):
+        if len(part) < 2 or part["y"].max() <= 0:
+            continue
+        y = part["y"].to_numpy(dtype=float)[None, :]
+        s = part["s"].to_numpy(dtype=float)[None, :]
+        ndcgs.append(ndcg_score(y, s, k=k))
+        order = np.argsort(-s[0], kind="stable")
+        hits = np.nonzero(y[0][order] >= 2)[0]
+        rrs.append(1.0 / (hits[0] + 1) if len(hits) else 0.0)
+    return {"ndcg_at_10": float(np.mean(ndcgs)), "mrr": float(np.mean(rrs)), "n_queries": float(len(ndcgs))}
+
+
+def _random_holdout(n_groups, seed, ties=True):
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(1, 25, size=n_groups)
+    groups = np.repeat([f"q{i}" for i in range(n_groups)], sizes)
+    rng.shuffle(groups)  # groups need not be contiguous
+    grades = rng.integers(0, 4, size=len(groups)) * (rng.random(len(groups)) < 0.6)
+    scores = rng.integers(0, 5, size=len(groups)).astype(float) if ties else rng.normal(size=len(groups))
+    return groups, grades, scores
+
+
+@pytest.mark.parametrize("ties", [True, False])
+def test_ranking_metrics_equal_per_query_reference(ties):
+    groups, grades, scores = _random_holdout(300, seed=3, ties=ties)
+    got = ranking_metrics(groups, grades, scores)
+    want = _reference_ranking_metrics(groups, grades, scores)
+    assert got["n_queries"] == want["n_queries"]
+    assert got["ndcg_at_10"] == pytest.approx(want["ndcg_at_10"], abs=1e-12)
+    assert got["mrr"] == pytest.approx(want["mrr"], abs=1e-12)
+
+
+def test_ranking_metrics_faster_than_per_query():
+    import time
+
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(600), 50)  # the simulator's holdout shape: 50 judged items per query
+    grades, scores = rng.integers(0, 4, len(groups)), rng.normal(size=len(groups))
+    t0 = time.perf_counter()
+    ranking_metrics(groups, grades, scores)
+    fast = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    _reference_ranking_metrics(groups, grades, scores)
+    slow = time.perf_counter() - t0
+    assert fast * 3 < slow, (fast, slow)
+
+
+def test_ranking_metrics_needs_an_evaluable_group():
+    with pytest.raises(ValueError):
+        ranking_metrics(np.array([0, 1]), np.array([1, 1]), np.array([0.1, 0.2]))
+
+
+# ---- noise detection, statistics, stratified selection ---------------------------------
+
+def test_noise_detection_low_scores_flag_noise():
+    from sie.bench.metrics import noise_detection
+
+    is_noise = np.array([1, 1, 0, 0, 0, 0], dtype=bool)
+    perfect = noise_detection(np.array([0.1, 0.2, 0.5, 0.6, 0.7, 0.9]), is_noise, roc_points=11)
+    assert perfect["auroc"] == pytest.approx(1.0) and perfect["ap"] == pytest.approx(1.0)
+    assert perfect["tpr"][0] == pytest.approx(1.0) and len(perfect["fpr"]) == 11
+    inverted = noise_detection(np.array([0.9, 0.8, 0.5, 0.4, 0.3, 0.1]), is_noise)
+    assert inverted["auroc"] == pytest.approx(0.0)
+    rng = np.random.default_rng(0)
+    y = rng.random(20000) < 0.2
+    chance = noise_detection(rng.random(20000), y)
+    assert chance["auroc"] == pytest.approx(0.5, abs=0.02) and chance["ap"] == pytest.approx(0.2, abs=0.02)
+    assert np.all(np.diff(chance["tpr"]) >= 0) and chance["tpr"][-1] == 1.0
+    assert np.isnan(noise_detection(np.ones(3), np.zeros(3, bool))["auroc"])
+
+
+def test_mean_ci_and_paired_comparison():
+    from scipy import stats
+
+    from sie.bench.metrics import holm, mean_ci, paired_comparison
+
+    mean, half, n = mean_ci([1.0, 2.0, 3.0])
+    assert (mean, n) == (2.0, 3) and half == pytest.approx(stats.t.ppf(0.975, 2) * 1.0 / np.sqrt(3))
+    assert np.isnan(mean_ci([1.0])[1])
+    a, b = np.array([0.70, 0.72, 0.71, 0.73]), np.array([0.60, 0.61, 0.605, 0.62])
+    comp = paired_comparison(a, b)
+    assert comp["diff"] == pytest.approx((a - b).mean())
+    assert comp["p_value"] == pytest.approx(stats.ttest_rel(a, b).pvalue) and comp["p_value"] < 0.05
+    assert paired_comparison(a, a)["p_value"] == 1.0
+    np.testing.assert_allclose(holm([0.01, 0.04, 0.03, np.nan]), [0.03, 0.06, 0.06, np.nan])
+
+
+def test_stratified_mask_keeps_the_ratio_within_every_stratum():
+    from sie.bench.select import selection_mask, stratified_mask
+
+    strata = np.repeat(["a", "b", "c", "d"], [100, 40, 7, 3])
+    mask = stratified_mask(strata, 0.3, seed=1)
+    assert mask.sum() == int(np.ceil(0.3 * len(strata)))
+    for s, n in (("a", 100), ("b", 40), ("c", 7), ("d", 3)):
+        assert abs(mask[strata == s].sum() - 0.3 * n) < 1.0 + 1e-9
+    assert not np.array_equal(mask, stratified_mask(strata, 0.3, seed=2))
+    assert selection_mask("full", 0.3, 0, n=5).all()
+    assert selection_mask("random", 0.4, 0, n=10).sum() == 4
+    assert selection_mask("loss", 0.5, 0, n=4, scores=np.array([4.0, 3, 2, 1])).tolist() == [True, True, False, False]
+    with pytest.raises(ValueError):
+        selection_mask("loss", 0.5, 0, n=4)

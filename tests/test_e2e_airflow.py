@@ -100,7 +100,7 @@ def test_benchmark_results_hold_every_method_and_baseline(airflow_run):
 
 def test_no_param_run_processes_the_data_interval_start(airflow_run):
     warehouse, logs = airflow_run
-    match = re.search(r"processing day ds=(\d{4}-\d{2}-\d{2}) \(from data_interval_start=(\S+)\)", logs["no_param"])
+    match = re.search(r"processing day ds=(\d{4}-\d{2}-\d{2}) \(from data_interval_start=([^)]+)\)", logs["no_param"])
     assert match, logs["no_param"][-3000:]
     day, interval_start = match.groups()
     assert interval_start.startswith(day)

@@ -1,30 +1,53 @@
-"""Ranking and click metrics. Standard ones come from scikit-learn."""
+"""Ranking, click and noise-detection metrics. The standard ones come from scikit-learn.
+
+``ranking_metrics`` calls :func:`sklearn.metrics.ndcg_score` once per distinct query
+group size (queries of equal size stacked into one matrix) instead of once per query;
+``tests/test_bench_metrics.py`` checks it equals the per-query computation (ties
+included) and is faster.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import log_loss, ndcg_score, roc_auc_score
+from sklearn.metrics import average_precision_score, log_loss, ndcg_score, roc_auc_score, roc_curve
 
 RELEVANT_GRADE = 2  # MRR counts the first item graded >= 2 (ESCI Exact or Substitute)
 
 
+def _grouped(groups: np.ndarray, *columns: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Sort rows by group (stable); return (starts, sizes, sorted columns)."""
+    codes = pd.factorize(np.asarray(groups))[0]
+    order = np.argsort(codes, kind="stable")
+    sorted_codes = codes[order]
+    starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]]) if len(codes) else np.zeros(0, int)
+    sizes = np.diff(np.r_[starts, len(codes)])
+    return starts, sizes, [np.asarray(c)[order] for c in columns]
+
+
 def ranking_metrics(groups: np.ndarray, grades: np.ndarray, scores: np.ndarray, k: int = 10) -> dict[str, float]:
     """Mean NDCG@k and MRR over query groups with at least two items and one graded > 0."""
-    frame = pd.DataFrame({"g": groups, "y": grades, "s": scores})
-    ndcgs, rrs = [], []
-    for _, part in frame.groupby("g", sort=False):
-        if len(part) < 2 or part["y"].max() <= 0:
+    starts, sizes, (y_all, s_all) = _grouped(groups, np.asarray(grades, dtype=float), np.asarray(scores, dtype=float))
+    ndcg_sum, rr_sum, n_eval = 0.0, 0.0, 0
+    for size in np.unique(sizes):
+        if size < 2:
             continue
-        y = part["y"].to_numpy(dtype=float)[None, :]
-        s = part["s"].to_numpy(dtype=float)[None, :]
-        ndcgs.append(ndcg_score(y, s, k=k))
-        order = np.argsort(-s[0], kind="stable")
-        hits = np.nonzero(y[0][order] >= RELEVANT_GRADE)[0]
-        rrs.append(1.0 / (hits[0] + 1) if len(hits) else 0.0)
-    if not ndcgs:
+        first = starts[sizes == size]
+        idx = first[:, None] + np.arange(size)[None, :]
+        y, s = y_all[idx], s_all[idx]
+        keep = y.max(axis=1) > 0
+        if not keep.any():
+            continue
+        y, s = y[keep], s[keep]
+        ndcg_sum += float(ndcg_score(y, s, k=k)) * len(y)
+        order = np.argsort(-s, axis=1, kind="stable")
+        hit = np.take_along_axis(y, order, axis=1) >= RELEVANT_GRADE
+        has = hit.any(axis=1)
+        rr_sum += float(np.where(has, 1.0 / (hit.argmax(axis=1) + 1), 0.0).sum())
+        n_eval += len(y)
+    if not n_eval:
         raise ValueError("no evaluable query groups in the holdout")
-    return {f"ndcg_at_{k}": float(np.mean(ndcgs)), "mrr": float(np.mean(rrs)), "n_queries": float(len(ndcgs))}
+    return {f"ndcg_at_{k}": ndcg_sum / n_eval, "mrr": rr_sum / n_eval, "n_queries": float(n_eval)}
 
 
 def click_metrics(clicks: np.ndarray, logits: np.ndarray) -> dict[str, float]:
@@ -36,4 +59,90 @@ def click_metrics(clicks: np.ndarray, logits: np.ndarray) -> dict[str, float]:
     if 0 < clicks.sum() < len(clicks):
         out["click_auc"] = float(roc_auc_score(clicks, prob))
     out["click_logloss"] = float(log_loss(clicks, np.clip(prob, 1e-7, 1 - 1e-7), labels=[0, 1]))
+    return out
+
+
+# ---- noise detection ----------------------------------------------------------
+
+
+def noise_detection(scores: np.ndarray, is_noise: np.ndarray, roc_points: int = 51) -> dict:
+    """How well *low* importance flags injected noise: AUROC, AP and the ROC curve.
+
+    The detector's score is ``-importance`` (higher importance = more valuable, so noise
+    should score low). The ROC curve is returned at ``roc_points`` evenly spaced false
+    positive rates, as the highest TPR reachable at or below each FPR (step function).
+    """
+    y = np.asarray(is_noise, dtype=bool)
+    detector = -np.asarray(scores, dtype=np.float64)
+    out: dict = {"noise_rate": float(y.mean()) if len(y) else float("nan"), "n": int(len(y))}
+    if y.all() or not y.any():
+        out.update(auroc=float("nan"), ap=float("nan"), fpr=np.zeros(0), tpr=np.zeros(0))
+        return out
+    out["auroc"] = float(roc_auc_score(y, detector))
+    out["ap"] = float(average_precision_score(y, detector))
+    fpr, tpr, _ = roc_curve(y, detector)
+    grid = np.linspace(0.0, 1.0, roc_points)
+    out["fpr"] = grid
+    out["tpr"] = tpr[np.searchsorted(fpr, grid, side="right") - 1]
+    return out
+
+
+def rank_percentile(scores: np.ndarray) -> np.ndarray:
+    """Each score's percentile in [0, 1] among all scores (ties get their mean rank)."""
+    ranks = pd.Series(np.asarray(scores, dtype=np.float64)).rank(method="average").to_numpy()
+    return (ranks - 1) / max(len(ranks) - 1, 1)
+
+
+# ---- statistics over seeds -----------------------------------------------------
+
+
+def mean_ci(values, confidence: float = 0.95) -> tuple[float, float, int]:
+    """(mean, half width of the Student-t confidence interval, n); half width NaN when n < 2."""
+    from scipy import stats
+
+    v = np.asarray([x for x in values if np.isfinite(x)], dtype=np.float64)
+    n = len(v)
+    if n == 0:
+        return float("nan"), float("nan"), 0
+    if n < 2:
+        return float(v.mean()), float("nan"), 1
+    half = stats.t.ppf(0.5 + confidence / 2, n - 1) * v.std(ddof=1) / np.sqrt(n)
+    return float(v.mean()), float(half), n
+
+
+def paired_comparison(a, b, confidence: float = 0.95) -> dict[str, float]:
+    """Paired t-test of ``a - b`` over matched seeds: mean difference, its CI and the p-value.
+
+    With all differences equal (including all zero) the test is undefined: p = 1 when
+    the difference is 0, else p = 0 (a constant non-zero gap over every seed).
+    """
+    from scipy import stats
+
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"paired samples differ in length: {a.shape} vs {b.shape}")
+    d = a - b
+    mean, half, n = mean_ci(d, confidence)
+    if n < 2:
+        p = float("nan")
+    elif np.allclose(d, d[0], rtol=0, atol=1e-15):
+        p = 1.0 if abs(d[0]) < 1e-15 else 0.0
+    else:
+        p = float(stats.ttest_rel(a, b).pvalue)
+    return {"diff": mean, "diff_ci": half, "p_value": p, "n": float(n)}
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm–Bonferroni adjusted p-values (NaN stays NaN)."""
+    p = np.asarray(p_values, dtype=np.float64)
+    out = np.full_like(p, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    if not len(ok):
+        return out
+    order = ok[np.argsort(p[ok], kind="stable")]
+    m = len(order)
+    running = 0.0
+    for i, idx in enumerate(order):
+        running = max(running, min(1.0, (m - i) * p[idx]))
+        out[idx] = running
     return out

@@ -1,0 +1,167 @@
+"""A benchmark run on hand-built sample partitions (no Spark, no Airflow): the grid, resumable
+cells, the published benchmark_results partition and the report rebuilt from the table alone."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from sie.config import SieConfig
+from sie.schemas import DENSE_FEATURES, SAMPLES, sample_id
+from sie.store import Warehouse
+
+COLORS = ["red", "blue", "green", "black", "white"]
+KINDS = ["shoe", "shirt", "bag", "hat"]
+DAYS = ["2026-11-19", "2026-11-20"]
+
+
+def _day(ds: str, seed: int, n_requests: int = 60) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(samples, oracle): clicks follow colour/kind relevance; 20% of requests are bots clicking at random."""
+    rng = np.random.default_rng(seed)
+    rows, truth = [], []
+    for r in range(n_requests):
+        c, k = rng.integers(0, 5), rng.integers(0, 4)
+        qid = f"{ds}-q{r}"
+        bot = rng.random() < 0.2
+        for pos, item in enumerate(rng.choice(20, size=8, replace=False), 1):
+            ic, ik = divmod(int(item), 4)
+            rel = int(ic == c) + int(ik == k)
+            p = 0.5 if bot else [0.02, 0.3, 0.9][rel]
+            click = int(rng.random() < p)
+            sid = sample_id(qid, f"i{ic}{ik}")
+            rows.append({
+                "sample_id": sid, "run_id": "test", "query_id": qid, "client_id": f"c{r % 30}",
+                "session_id": f"s{r % 40}", "request_ts": pd.Timestamp(f"{ds}T12:00:00Z"),
+                "query_text": f"{COLORS[c]} {KINDS[k]}", "item_id": f"i{ic}{ik}",
+                "item_title": f"{COLORS[ic]} {KINDS[ik]} classic", "position": pos, "click": click,
+                "add_to_cart": 0, "purchase": 0, "label": click, "dwell_time": 10.0 * click,
+                **{f: 0.0 for f in DENSE_FEATURES},
+            })
+            truth.append({"sample_id": sid, "noise_type": "bot" if bot else "none", "is_noise": bool(bot)})
+    return pd.DataFrame(rows), pd.DataFrame(truth)
+
+
+def _land(run) -> None:
+    """What prepare() would produce: samples, catalog, holdout, oracle, and the day markers."""
+    wh = Warehouse.from_config(run.data_cfg)
+    for n, ds in enumerate(run.days):
+        samples, oracle = _day(ds, n)
+        frame = pa.Table.from_pandas(samples, preserve_index=False)
+        for field in SAMPLES.schema:
+            if field.name not in frame.column_names:
+                frame = frame.append_column(field.name, pa.nulls(frame.num_rows, field.type))
+        wh.write_partition("samples", {"ds": ds}, frame)
+        wh.oracle_path(ds).parent.mkdir(parents=True, exist_ok=True)
+        oracle.to_parquet(wh.oracle_path(ds))
+        run.state(f"day-{ds}.json").parent.mkdir(parents=True, exist_ok=True)
+        run.state(f"day-{ds}.json").write_text("{}")
+    wh.catalog_path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame([{"item_id": f"i{c}{k}", "title": f"{COLORS[c]} {KINDS[k]} classic"}
+                  for c in range(5) for k in range(4)]).to_parquet(wh.catalog_path)
+    holdout = [{"query_text": f"{COLORS[c]} {KINDS[k]}", "item_id": f"i{ic}{ik}",
+                "grade": int(ic == c) + int(ik == k) + int(ic == c and ik == k)}
+               for c in range(5) for k in range(4) for ic in range(5) for ik in range(4)]
+    wh.holdout_path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(holdout).to_parquet(wh.holdout_path)
+
+
+@pytest.fixture
+def bench_cfg(tmp_path):
+    return SieConfig.load({
+        "warehouse": str(tmp_path / "warehouse"),
+        "train": {"epochs": 2, "batch_size": 128, "vocab_size": 256, "embedding_dim": 8, "hidden_dim": 16,
+                  "device": "cpu"},
+        "bench": {"dataset": "synthetic", "start": DAYS[0], "days": 2, "methods": ["loss", "grad_norm"],
+                  "grid_keep_ratios": [0.5, 1.0], "grid_seeds": [0, 1], "validate": False, "roc_points": 11},
+    })
+
+
+def test_resolve_grid_and_run_id(bench_cfg):
+    from sie.bench.runner import config_from_params, resolve
+
+    run = resolve(bench_cfg)
+    assert run.days == DAYS and run.methods == ["loss", "grad_norm"]
+    assert run.baselines == ["random", "stratified", "full"] and run.keep_ratios == [0.5]
+    assert run.run_id.startswith("bench-synthetic-")
+    assert run.data_cfg.train.window_days == 2 and run.data_cfg.simulate.world == "synthetic"
+    assert run.data_cfg.warehouse_path == bench_cfg.warehouse_path / "bench" / run.run_id / "warehouse"
+    assert len(run.cells()) == 2 * (1 + 4)
+    # the grid is not part of the run id (extending it reuses the run), the data settings are
+    more = SieConfig.load({"bench": {"grid_seeds": [0, 1, 2, 3], "methods": ["loss"]}, "warehouse": bench_cfg.warehouse})
+    assert resolve(more).run_id == resolve(SieConfig.load({"warehouse": bench_cfg.warehouse})).run_id
+    other = SieConfig.load({"simulate": {"bot_rate": 0.2}, "warehouse": bench_cfg.warehouse})
+    assert resolve(other).run_id != resolve(more).run_id
+    # DAG params map onto the bench section
+    cfg = config_from_params({"dataset": "esci", "days": 3, "methods": "loss, el2n", "keep_ratios": [0.2, 0.4],
+                              "seeds": "1,2", "config": {"train": {"epochs": 1}}, "model": {"hidden_dim": 8}})
+    assert (cfg.bench.dataset, cfg.bench.days, cfg.bench.methods) == ("esci", 3, ["loss", "el2n"])
+    assert cfg.bench.grid_keep_ratios == [0.2, 0.4] and cfg.bench.grid_seeds == [1, 2]
+    assert (cfg.train.epochs, cfg.train.hidden_dim) == (1, 8)
+    with pytest.raises(ValueError, match="unknown importance methods"):
+        resolve(SieConfig.load({"bench": {"methods": ["nope"]}}))
+    with pytest.raises(ValueError, match="keep ratios"):
+        resolve(SieConfig.load({"bench": {"grid_keep_ratios": [0.0]}}))
+
+
+def test_benchmark_run_resume_and_report(bench_cfg, monkeypatch):
+    import sie.bench.retrain as retrain
+    from sie.bench.report import build_report, load_results
+    from sie.bench.runner import resolve, run_benchmark
+
+    run = resolve(bench_cfg)
+    _land(run)
+    out = run_benchmark(bench_cfg, report=False)
+    assert out["cells"] == 10
+
+    results = load_results(bench_cfg, run.run_id)
+    ndcg = results[results["metric"] == "ndcg_at_10"]
+    assert len(ndcg) == 10 and ndcg["value"].between(0, 1).all()
+    assert set(ndcg["method"]) == {"full", "random", "stratified", "loss", "grad_norm"}
+    n_train = ndcg.groupby("method")["n_train"].first()
+    assert n_train["loss"] == n_train["random"] == n_train["stratified"] == int(np.ceil(0.5 * n_train["full"]))
+    # per-method rows: cost and noise detection against the oracle (bots click at random: the
+    # loss method should find them better than chance)
+    per_method = results[results["keep_ratio"].isna()].set_index(["method", "metric"])["value"]
+    for m in ("loss", "grad_norm"):
+        assert per_method[(m, "score_seconds")] >= 0 and per_method[(m, "cost_vs_epoch")] >= 0
+        assert 0.0 <= per_method[(m, "noise_auroc")] <= 1.0
+        assert (m, "noise_roc_tpr[fpr=0.5000]") in per_method.index
+        assert (m, "score_pct_q50[bot]") in per_method.index
+    assert per_method[("loss", "noise_auroc")] > 0.55
+    assert per_method[("_run", "noise_rate")] == pytest.approx(0.2, abs=0.1)
+    assert ("random", "noise_auroc") in per_method.index
+
+    # a rerun computes nothing; a lost cell is recomputed alone
+    calls = []
+    real = retrain.evaluate_cell
+    monkeypatch.setattr(retrain, "evaluate_cell", lambda *a, **k: calls.append(1) or real(*a, **k))
+    run_benchmark(bench_cfg, report=False)
+    assert calls == []
+    run.cell_path("loss", 0.5, 1).unlink()
+    run_benchmark(bench_cfg, report=False)
+    assert len(calls) == 1
+    # lost cells recomputed by parallel worker processes give the same rows
+    before = pd.read_parquet(run.cell_path("random", 0.5, 0)).set_index("metric")["value"]
+    for c in (("random", 0.5, 0), ("stratified", 0.5, 1)):
+        run.cell_path(*c).unlink()
+    run_benchmark(bench_cfg, workers=2, report=False)
+    after = pd.read_parquet(run.cell_path("random", 0.5, 0)).set_index("metric")["value"]
+    pd.testing.assert_series_equal(before, after)
+    assert run.cell_path("stratified", 0.5, 1).exists()
+
+    # the report, then rebuilt from the table alone (the run's files gone)
+    md = build_report(bench_cfg, run.run_id)
+    folder = md.parent
+    for name in ("report.md", "report.html", "summary.json", "ndcg_vs_keep.png", "noise_roc.png", "cost.png",
+                 "score_dist.png", "click_vs_keep.png"):
+        assert (folder / name).exists(), name
+    text = md.read_text()
+    assert "| method | 0.5 | 1 | noise AUROC | noise AP | cost (epochs) |" in text
+    assert "stratified" in text and "Significant differences" in text
+    shutil.rmtree(run.root)
+    (folder / "report.md").unlink()
+    assert build_report(bench_cfg).read_text() == text  # latest run by default
