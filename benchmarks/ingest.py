@@ -184,6 +184,11 @@ CREATE OR REPLACE TEMP TABLE p3 AS
 SELECT *, CASE WHEN kind = 'record' AND reason1 IS NULL
                THEN row_number() OVER (PARTITION BY source, dedup_key ORDER BY file, line_no) END AS dup_rank
 FROM p2;
+CREATE OR REPLACE TEMP TABLE app_base AS
+SELECT application, avg(CASE WHEN m = 0 THEN 1.0 ELSE 0.0 END) > 0.5 AS zero_based FROM (
+  SELECT application, query_id, min(ordinal) AS m FROM p3
+  WHERE dup_rank = 1 AND source = 'ubi_events' AND action_name = 'impression' AND ordinal IS NOT NULL
+  GROUP BY ALL) GROUP BY application;
 CREATE OR REPLACE TEMP TABLE registry AS
 WITH cand AS (SELECT * FROM p3 WHERE dup_rank = 1),
 qf AS (SELECT query_id, arg_min(query_text, (event_ts, file, line_no)) AS q_text,
@@ -191,17 +196,17 @@ qf AS (SELECT query_id, arg_min(query_text, (event_ts, file, line_no)) AS q_text
        FROM cand WHERE source = 'ubi_queries' GROUP BY query_id),
 hx AS (SELECT DISTINCT query_id, unnest(CAST(hits_json AS VARCHAR[])) AS item_id FROM cand
        WHERE source = 'ubi_queries' AND n_hits > 0),
+imp AS (SELECT c.query_id, c.item_id, c.ordinal - CASE WHEN a.zero_based THEN 0 ELSE 1 END + 1 AS pos
+        FROM cand c LEFT JOIN app_base a ON c.application IS NOT DISTINCT FROM a.application
+        WHERE c.source = 'ubi_events' AND c.action_name = 'impression'),
 iq AS (SELECT i.query_id, count(*) AS imp_items, count(hx.item_id) AS covered
-       FROM (SELECT DISTINCT query_id, item_id FROM cand WHERE source = 'ubi_events' AND action_name = 'impression') i
-       LEFT JOIN hx USING (query_id, item_id) GROUP BY i.query_id)
-SELECT coalesce(qf.query_id, iq.query_id) AS query_id, q_text, q_client,
-       CASE WHEN coalesce(covered = imp_items, true) THEN coalesce(hits, 0) ELSE 0 END AS hits
-FROM qf FULL OUTER JOIN iq USING (query_id);
-CREATE OR REPLACE TEMP TABLE app_base AS
-SELECT application, avg(CASE WHEN m = 0 THEN 1.0 ELSE 0.0 END) > 0.5 AS zero_based FROM (
-  SELECT application, query_id, min(ordinal) AS m FROM p3
-  WHERE dup_rank = 1 AND source = 'ubi_events' AND action_name = 'impression' AND ordinal IS NOT NULL
-  GROUP BY ALL) GROUP BY application;
+       FROM (SELECT DISTINCT imp.query_id, imp.item_id FROM imp JOIN qf USING (query_id)
+             WHERE imp.pos BETWEEN 1 AND qf.hits) i
+       LEFT JOIN hx USING (query_id, item_id) GROUP BY i.query_id),
+known AS (SELECT query_id FROM qf UNION SELECT query_id FROM imp)
+SELECT k.query_id, q_text, q_client,
+       CASE WHEN coalesce(imp_items > 0 AND covered = imp_items, false) THEN coalesce(hits, 0) ELSE 0 END AS hits
+FROM known k LEFT JOIN qf USING (query_id) LEFT JOIN iq USING (query_id);
 CREATE OR REPLACE TEMP TABLE records AS
 WITH j AS (
   SELECT p3.*, r.q_text, r.q_client, coalesce(r.hits, 0) AS hits, r.query_id IS NOT NULL AS known,

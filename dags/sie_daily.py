@@ -5,9 +5,10 @@ Runs at 02:00 UTC over the previous day's logs (`CronDataIntervalTimetable`: the
 interval is the 24 h before the run; the processing day `ds` is the interval's start
 date). A manual trigger processes the day given as `{"ds": "YYYY-MM-DD"}`.
 
-simulate (default set-up only) → ingest (Spark) → validate (Great Expectations) →
-train (torch) → score (one mapped task per importance method) → retrain + evaluate
-on the judged holdout → report.
+simulate (default set-up only) → ingest (Spark) → validate raw events and samples
+(Great Expectations) → train (torch) → score (one mapped task per importance method) →
+validate the scores (Great Expectations) → retrain + evaluate on the judged holdout →
+report.
 
 Every task only calls `sie.pipeline`; all logic lives in the `sie` package.
 Params: `ds` (day to process), `methods` (importance methods, default from config),
@@ -57,10 +58,10 @@ def sie_daily():
         return pipeline.ingest(pipeline.config_from_params(params), day)
 
     @task
-    def validate_samples(day: str, params=None) -> dict:
+    def validate(day: str, params=None) -> dict:
         from sie import pipeline
 
-        return pipeline.validate(pipeline.config_from_params(params), day, "samples")
+        return pipeline.validate(pipeline.config_from_params(params), day)
 
     @task
     def train(day: str, params=None) -> dict:
@@ -81,6 +82,12 @@ def sie_daily():
         return pipeline.score(pipeline.config_from_params(params), day, method)
 
     @task
+    def validate_scores(day: str, params=None) -> dict:
+        from sie import pipeline
+
+        return pipeline.validate(pipeline.config_from_params(params), day, "importance_scores")
+
+    @task
     def evaluate(day: str, params=None) -> dict:
         from sie import pipeline
 
@@ -95,11 +102,11 @@ def sie_daily():
     # `day` (not `ds`, which is an Airflow context variable) is the processing day
     day = resolve_ds()
     trained = train(day)
-    simulate(day) >> ingest(day) >> validate_samples(day) >> trained
+    simulate(day) >> ingest(day) >> validate(day) >> trained
     scores = score.partial(day=day).expand(method=list_methods())
     trained >> scores
     evaluated = evaluate(day)
-    scores >> evaluated >> report(day)
+    scores >> validate_scores(day) >> evaluated >> report(day)
 
 
 sie_daily()

@@ -1,4 +1,5 @@
-"""Score one day's training samples with one or more importance methods.
+"""Score one day's training samples with one or more importance methods, then run the
+importance_scores suite over all of that day's methods.
 
     python jobs/score.py --ds 2026-11-20 --methods grad_norm,tracin --warehouse /data/sie
 """
@@ -6,7 +7,7 @@
 import argparse
 
 from sie.config import SieConfig
-from sie.pipeline import score
+from sie.pipeline import score, validate
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
@@ -20,3 +21,4 @@ if __name__ == "__main__":
     cfg = SieConfig.load(overrides)
     for method in cfg.importance.methods:
         score(cfg, args.ds, method)
+    validate(cfg, args.ds, "importance_scores")

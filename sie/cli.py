@@ -132,12 +132,14 @@ def score(
     ds: str = typer.Option(...),
     methods: Optional[str] = typer.Option(None, help="Comma-separated methods (default: config)."),
 ) -> None:
-    """Score every training sample of DS's model with each method."""
+    """Score every training sample of DS's model with each method, then validate the scores."""
     from sie.pipeline import score as step
+    from sie.pipeline import validate as check
 
     cfg = _cfg({"importance": {"methods": methods}})
     for method in cfg.importance.methods:
         console.print(step(cfg, ds, method))
+    console.print(check(cfg, ds, "importance_scores"))
 
 
 @app.command()

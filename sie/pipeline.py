@@ -56,10 +56,16 @@ def ingest(cfg: SieConfig, ds: str) -> dict:
     return _timed("ingest", ds, lambda: ingest_day(cfg, ds))
 
 
-def validate(cfg: SieConfig, ds: str, suite: str = "samples") -> dict:
+#: the suites run right after ingest (each fails the step on a critical expectation)
+INGEST_SUITES = ("raw_events", "samples")
+
+
+def validate(cfg: SieConfig, ds: str, suites: str | tuple[str, ...] | list[str] = INGEST_SUITES) -> dict:
+    """Run Great Expectations suites on ``ds`` in order, in one process (GX imports once)."""
     from sie.validate import validate as run_suite
 
-    return _timed(f"validate[{suite}]", ds, lambda: run_suite(cfg, ds, suite))
+    names = [suites] if isinstance(suites, str) else list(suites)
+    return {name: _timed(f"validate[{name}]", ds, lambda name=name: run_suite(cfg, ds, name)) for name in names}
 
 
 def train(cfg: SieConfig, ds: str) -> dict:
@@ -69,9 +75,11 @@ def train(cfg: SieConfig, ds: str) -> dict:
 
 
 def score(cfg: SieConfig, ds: str, method: str) -> dict:
+    """One method's scores for ``ds``'s model (checked for shape and finiteness; the
+    importance_scores suite runs once over all methods afterwards, see ``validate``)."""
     from sie.importance.scoring import score_day
 
-    return _timed(f"score[{method}]", ds, lambda: score_day(cfg, ds, method))
+    return _timed(f"score[{method}]", ds, lambda: score_day(cfg, ds, method, validate=False))
 
 
 def evaluate(cfg: SieConfig, ds: str) -> dict:
@@ -86,9 +94,10 @@ def run_day(cfg: SieConfig, ds: str) -> dict:
     out: dict[str, Any] = {"ds": ds}
     out["simulate"] = simulate(cfg, ds)
     out["ingest"] = ingest(cfg, ds)
-    out["validate"] = validate(cfg, ds, "samples")
+    out["validate"] = validate(cfg, ds)
     out["train"] = train(cfg, ds)
     out["score"] = {m: score(cfg, ds, m) for m in cfg.importance.methods}
+    out["validate_scores"] = validate(cfg, ds, "importance_scores")
     out["evaluate"] = evaluate(cfg, ds)
     return out
 

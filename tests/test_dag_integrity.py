@@ -36,7 +36,7 @@ def test_sie_daily_schedule(dagbag):
     dag = dagbag.dags["sie_daily"]
     assert isinstance(dag.timetable, CronDataIntervalTimetable)
     assert dag.timetable.expression == "0 2 * * *"
-    assert {"resolve_ds", "simulate", "ingest", "validate_samples", "train", "score", "evaluate", "report"} <= set(
+    assert {"resolve_ds", "simulate", "ingest", "validate", "train", "score", "validate_scores", "evaluate", "report"} <= set(
         dag.task_ids
     )
 

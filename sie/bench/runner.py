@@ -263,7 +263,7 @@ def prepare(run: BenchRun) -> dict:
         sim = pipeline.simulate(run.data_cfg, day)
         ing = pipeline.ingest(run.data_cfg, day)
         if run.cfg.bench.validate:
-            pipeline.validate(run.data_cfg, day, "samples")
+            pipeline.validate(run.data_cfg, day)
         summary = {"ds": day, "simulate": {k: v for k, v in sim.items() if k != "paths"}, "ingest": ing}
         _write_json_atomic(marker, summary)
         done.append(summary)
