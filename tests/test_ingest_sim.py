@@ -76,7 +76,8 @@ def test_simulated_day_validates(sim_day):
 
 
 def test_kill_mid_write_keeps_previous_state_and_rerun_is_identical(sim_day, spark):
-    """A real `jobs/ingest.py` run is SIGKILLed after staging part of the day; nothing leaks."""
+    """A real `spark-submit jobs/ingest.py` run is SIGKILLed after staging part of the day;
+    nothing leaks, and a rerun gives the same tables."""
     from sie.ingest import ingest_day
 
     cfg, _ = sim_day
@@ -86,7 +87,8 @@ def test_kill_mid_write_keeps_previous_state_and_rerun_is_identical(sim_day, spa
     env.pop("SIE_CONFIG", None)
     paused = wh.staging_dir / "PAUSED"
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "jobs" / "ingest.py"), "--ds", DS, "--warehouse", str(wh.root)],
+        [str(Path(sys.executable).parent / "spark-submit"), "--master", "local[2]",
+         str(ROOT / "jobs" / "ingest.py"), "--ds", DS, "--warehouse", str(wh.root)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
