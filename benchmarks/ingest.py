@@ -147,7 +147,7 @@ y AS (SELECT source, file, line_no, raw, line, is_obj,
         nullif(trim(f[7]), '') AS ts_raw, nullif(trim(f[8]), '') AS query_text, nullif(trim(f[9]), '') AS item_id,
         nullif(trim(f[10]), '') AS item_description, nullif(trim(f[11]), '') AS ordinal_raw,
         try_cast(f[12] AS DOUBLE) AS dwell_time, coalesce(f[13], f[14]) IS NOT NULL AS has_action,
-        coalesce(json_array_length(hits_json), 0) AS n_hits FROM x),
+        hits_json, coalesce(json_array_length(hits_json), 0) AS n_hits FROM x),
 z AS (SELECT *,
         CASE WHEN regexp_matches(ts_raw, '^-?[0-9]+(\.[0-9]*)?$') AND try_cast(ts_raw AS DOUBLE) BETWEEN 0 AND 1e14
              THEN make_timestamp(CAST(floor(try_cast(ts_raw AS DOUBLE)) AS BIGINT) * 1000)
@@ -382,7 +382,7 @@ def main() -> int:
     base = base_day(workdir, args.base_requests)
     spark = get_spark(SieConfig.load({"ingest": {"spark_master": f"local[{args.threads}]"}}))
     t = time.perf_counter()
-    warm = land(base, workdir / "warmup", 20_000)
+    land(base, workdir / "warmup", 20_000)
     run_spark(spark, workdir / "warmup")
     warmup_s = time.perf_counter() - t
 

@@ -50,7 +50,8 @@ class IngestConfig:
     """Spark ingest of raw UBI logs (rules: docs/INGEST.md)."""
 
     spark_master: str = "local[2]"
-    shuffle_partitions: int = 4
+    shuffle_partitions: int = 4  # at least this many shuffle partitions ...
+    landed_bytes_per_partition: int = 16 << 20  # ... or one per this many landed (gzip) bytes of the day
     session_gap_minutes: int = 30  # a client's new session starts after this idle gap
     lateness_hours: int = 6  # records landed under ds=D are accepted within [D - lateness, D+1 + lateness)
     stats_window_days: int = 7  # trailing window of published samples for item/query statistics

@@ -165,7 +165,6 @@ class ModelVersion:
 
 def train_day(cfg: SieConfig, ds: str, progress: bool = True) -> dict:
     """Train the ranker on the window ending ``ds``; save checkpoints + dynamics atomically."""
-    import shutil
     import uuid
 
     wh = Warehouse.from_config(cfg)

@@ -121,7 +121,7 @@ def run_key(cfg: SieConfig) -> dict[str, Any]:
     b = cfg.bench
     sim = dataclasses.asdict(cfg.simulate) | {"world": b.dataset}
     ingest = {k: v for k, v in dataclasses.asdict(cfg.ingest).items()
-              if k not in ("spark_master", "shuffle_partitions", "rows_per_file")}
+              if k not in ("spark_master", "shuffle_partitions", "landed_bytes_per_partition", "rows_per_file")}
     train = {k: v for k, v in dataclasses.asdict(cfg.train).items() if k != "device"} | {"window_days": b.days}
     importance = {k: v for k, v in dataclasses.asdict(cfg.importance).items() if k not in ("methods", "batch_size")}
     return {"dataset": b.dataset, "start": b.start, "days": b.days, "simulate": sim, "ingest": ingest,

@@ -95,17 +95,28 @@ def ingest_day(
     spark.conf.set("spark.sql.session.timeZone", "UTC")
     spark.sparkContext.setJobDescription(f"sie ingest ds={ds}")
 
-    lines = parse.read_lines(spark, files)
-    prev_known = _previous_day_requests(spark, wh, ds) if cfg.ingest.lateness_hours > 0 else None
-    cached: list = []
-    records = parse.classify(lines, ds, cfg.ingest.lateness_hours, prev_known, cached)
-    # Materialise the classified lines and cut their lineage: every later plan then starts
-    # from this table instead of re-planning the whole parse (plans of several MB otherwise
-    # cost seconds of optimiser time per action).
-    records = records.localCheckpoint(eager=True)
-    for df in cached:  # the checkpoint now holds everything later steps read
-        df.unpersist()
-    return _ingest(cfg, wh, spark, ds, run_id, files, records, t0, _after_staging)
+    # Shuffle partitions scale with the day: a few for a small day (each partition costs task
+    # overhead), more for a large one (a partition must fit a task's memory).
+    landed = sum(p.stat().st_size for paths in files.values() for p in paths)
+    partitions = max(cfg.ingest.shuffle_partitions, math.ceil(landed / max(1, cfg.ingest.landed_bytes_per_partition)))
+    previous = spark.conf.get("spark.sql.shuffle.partitions")
+    spark.conf.set("spark.sql.shuffle.partitions", str(partitions))
+    try:
+        lines = parse.read_lines(spark, files)
+        prev_known = _previous_day_requests(spark, wh, ds) if cfg.ingest.lateness_hours > 0 else None
+        cached: list = []
+        records = parse.classify(lines, ds, cfg.ingest.lateness_hours, prev_known, cached)
+        # Materialise the classified lines and cut their lineage: every later plan then starts
+        # from this table instead of re-planning the whole parse (plans of several MB otherwise
+        # cost seconds of optimiser time per action).
+        records = records.localCheckpoint(eager=True)
+        for df in cached:  # the checkpoint now holds everything later steps read
+            df.unpersist()
+        summary = _ingest(cfg, wh, spark, ds, run_id, files, records, t0, _after_staging)
+    finally:
+        spark.conf.set("spark.sql.shuffle.partitions", previous)
+    summary["shuffle_partitions"] = partitions
+    return summary
 
 
 def _previous_day_requests(spark, wh: Warehouse, ds: str):

@@ -117,7 +117,7 @@ def classify(lines, ds: str, lateness_hours: float, prev_known=None, cached: lis
     an ``unknown_query_id``. ``cached``: when a list, the parsed lines are persisted and
     appended to it (the caller unpersists them).
 
-    Columns: source, file, line_no, raw, kind (blank | bulk_action | record), dest
+    Columns: source, file, line_no, raw (quarantined records only), kind (blank | bulk_action | record), dest
     (accepted | quarantine | dedup, for records), reason, detail, dedup_key and the parsed
     fields (application, action_name, query_id, client_id, session_id, user_id, item_id,
     ordinal, position, event_ts, dwell_time, query_text, message_type, object_id_field,
@@ -256,6 +256,7 @@ def classify(lines, ds: str, lateness_hours: float, prev_known=None, cached: lis
     valid = (F.col("kind") == "record") & F.col("reason").isNull()
     dup_rank = F.row_number().over(Window.partitionBy("source", "dedup_key").orderBy("file", "line_no"))
     df = df.withColumns({"detail": detail, "dup_rank": F.when(valid, dup_rank)})
+    df = df.drop("line")  # parsed and hashed; `raw` stays for the quarantine
     if cached is not None:  # phase 2 reads the parsed lines five times: parse them once
         from pyspark import StorageLevel
 
@@ -370,8 +371,9 @@ def classify(lines, ds: str, lateness_hours: float, prev_known=None, cached: lis
         .when(F.col("dup_rank") > 1, "dedup")
         .otherwise("accepted")
     )
-    df = df.withColumn("dest", dest)
+    # the verbatim line is kept for quarantined records only (the others are parsed into columns)
+    df = df.withColumn("dest", dest).withColumn("raw", F.when(F.col("dest") == "quarantine", F.col("raw")))
     return df.drop(
-        "line", "is_object", "parse_reason", "dup_rank", "_r2", "_q_text", "_q_client", "_hits", "_imp_items", "_covered",
+        "is_object", "parse_reason", "dup_rank", "_r2", "_q_text", "_q_client", "_hits", "_imp_items", "_covered",
         "_known", "_prev", "_zero_based",
     )
