@@ -314,7 +314,8 @@ def run_duckdb(root: Path, out: Path, threads: int, memory: str) -> dict:
     dedup = con.execute("SELECT count(*) FROM records WHERE dup_rank > 1 AND reason IS NULL").fetchone()[0]
     con.close()
     shutil.rmtree(out, ignore_errors=True)
-    return {"seconds": round(seconds, 2), "rows": rows, "quarantine_reasons": reasons, "dedup_dropped": dedup}
+    return {"seconds": round(seconds, 2), "rows": rows, "quarantine_reasons": reasons, "dedup_dropped": dedup,
+            "memory_limit": memory, "threads": threads}
 
 
 def week(start: str, days: int, workdir: Path, out: Path, bad_records: int) -> dict:
@@ -362,7 +363,11 @@ def main() -> int:
     parser.add_argument("--base-requests", type=int, default=20_000, help="requests of the simulated template day")
     parser.add_argument("--threads", type=int, default=2, help="DuckDB threads (Spark runs local[THREADS])")
     parser.add_argument("--memory", default="6g", help="Spark driver memory and DuckDB memory limit")
-    parser.add_argument("--skip-duckdb", action="store_true")
+    parser.add_argument("--engines", default="spark,duckdb",
+                        help="engines to run; a size's stored result of an engine not run is kept")
+    parser.add_argument("--duckdb-memory", help="DuckDB memory limit if not --memory (its in-memory tables "
+                        "for 10M events do not fit in 6g)")
+    parser.add_argument("--skip-duckdb", action="store_true", help="same as --engines spark")
     parser.add_argument("--week", metavar="START", help="instead: simulate and ingest 7 days from START (reconciliation)")
     args = parser.parse_args()
     if args.week:
@@ -379,56 +384,78 @@ def main() -> int:
     from sie.config import SieConfig
     from sie.spark import get_spark
 
+    engines = set(args.engines.split(","))
+    if args.skip_duckdb:
+        engines.discard("duckdb")
+    if not engines or not engines <= {"spark", "duckdb"}:
+        raise SystemExit(f"--engines: spark and/or duckdb, got {args.engines!r}")
     base = base_day(workdir, args.base_requests)
-    spark = get_spark(SieConfig.load({"ingest": {"spark_master": f"local[{args.threads}]"}}))
-    t = time.perf_counter()
-    land(base, workdir / "warmup", 20_000)
-    run_spark(spark, workdir / "warmup")
-    warmup_s = time.perf_counter() - t
-
     out_path = Path(args.out)
     results = json.loads(out_path.read_text()) if out_path.exists() else {}
     runs = {r["events"]: r for r in results.get("runs", [])}
+    spark_info = results.get("spark", {})
+    if "spark" in engines:
+        spark = get_spark(SieConfig.load({"ingest": {"spark_master": f"local[{args.threads}]"}}))
+        t = time.perf_counter()
+        land(base, workdir / "warmup", 20_000)
+        run_spark(spark, workdir / "warmup")
+        spark_info = {"master": f"local[{args.threads}]", "driver_memory": args.memory,
+                      "warmup_seconds": round(time.perf_counter() - t, 1)}
+
+    def save(n: int, run: dict) -> None:
+        runs[n] = run
+        results.clear()
+        results.update({
+            "benchmark": "ingest",
+            "ds": DS,
+            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+            "spark": spark_info,
+            "duckdb": {"threads": args.threads, "memory_limit": "per run (duckdb.memory_limit)"},
+            "note": "seconds = wall time of the ingest call (JVM start excluded); ratio = DuckDB throughput / Spark throughput",
+            "runs": [runs[k] for k in sorted(runs)],
+        })
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        out_path.write_text(json.dumps(results, indent=2) + "\n")
+
     for n in sizes:
         t = time.perf_counter()
         info = land(base, workdir / f"day-{n}", n)
         land_s = time.perf_counter() - t
         raw = info["lines"]["ubi_events"] + info["lines"]["ubi_queries"]
         print(f"[{n}] landed {info} in {land_s:.0f}s", flush=True)
-        sp = run_spark(spark, workdir / f"day-{n}")
-        print(f"[{n}] spark {sp['seconds']}s {sp['rows']} {sp['timings']}", flush=True)
+        previous = runs.get(n, {})
         run = {
             "events": n,
             "raw_lines": raw,
             "gzip_bytes": info["bytes_gz"],
             "files": -(-info["lines"]["ubi_events"] // LINES_PER_FILE) + -(-info["lines"]["ubi_queries"] // LINES_PER_FILE),
-            "spark": {
+        }
+        if "spark" in engines:
+            sp = run_spark(spark, workdir / f"day-{n}")
+            print(f"[{n}] spark {sp['seconds']}s {sp['rows']} {sp['timings']}", flush=True)
+            run["spark"] = {
                 "seconds": sp["seconds"],
                 "raw_lines_per_s": round(raw / sp["seconds"]),
                 "rows": sp["rows"],
                 "timings": sp["timings"],
                 "quarantine_reasons": sp["summary"]["quarantine_reasons"],
                 "dedup_dropped": sp["summary"]["dedup_dropped"],
-            },
-        }
-        if not args.skip_duckdb:
-            dd = run_duckdb(workdir / f"day-{n}", workdir / f"duck-{n}", args.threads, args.memory.upper() + "B")
+            }
+            save(n, run)  # kept even if the DuckDB reference fails below
+        elif "spark" in previous:
+            run["spark"] = previous["spark"]
+        if "duckdb" in engines:
+            memory = (args.duckdb_memory or args.memory).upper() + "B"
+            dd = run_duckdb(workdir / f"day-{n}", workdir / f"duck-{n}", args.threads, memory)
             print(f"[{n}] duckdb {dd['seconds']}s {dd['rows']}", flush=True)
             run["duckdb"] = {**dd, "raw_lines_per_s": round(raw / dd["seconds"])}
-            run["ratio_duckdb_over_spark"] = round(sp["seconds"] / dd["seconds"], 2)
-            run["same_row_counts"] = all(dd["rows"][t] == sp["rows"][t] for t in dd["rows"])
-        runs[n] = run
-        results = {
-            "benchmark": "ingest",
-            "ds": DS,
-            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
-            "spark": {"master": f"local[{args.threads}]", "driver_memory": args.memory, "warmup_seconds": round(warmup_s, 1)},
-            "duckdb": {"threads": args.threads, "memory_limit": args.memory},
-            "note": "seconds = wall time of the ingest call (JVM start excluded); ratio = DuckDB throughput / Spark throughput",
-            "runs": [runs[k] for k in sorted(runs)],
-        }
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        out_path.write_text(json.dumps(results, indent=2) + "\n")
+        elif "duckdb" in previous:
+            run["duckdb"] = previous["duckdb"]
+        if "spark" in run and "duckdb" in run:
+            sp_s, dd = run["spark"], run["duckdb"]
+            run["ratio_duckdb_over_spark"] = round(sp_s["seconds"] / dd["seconds"], 2)
+            run["same_row_counts"] = all(dd["rows"][t] == sp_s["rows"][t] for t in dd["rows"])
+        save(n, run)
     print(json.dumps(results, indent=2))
     return 0
 
