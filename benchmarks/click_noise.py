@@ -57,7 +57,10 @@ def world_click_noise(world: str, start: str, days: int, overrides: list[str]) -
             frames.append(oracle_table(w, log).to_pandas())
     t = pd.concat(frames, ignore_index=True)
     clicked = t["label"] >= 1
-    share = lambda s: {k: round(float(v), 4) for k, v in s.value_counts(normalize=True).sort_index().items()}  # noqa: E731
+
+    def share(column: pd.Series) -> dict[str, float]:
+        return {k: round(float(v), 4) for k, v in column.value_counts(normalize=True).sort_index().items()}
+
     return {
         "samples": len(t),
         "ctr": round(float(clicked.mean()), 4),
