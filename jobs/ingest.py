@@ -26,15 +26,11 @@ from sie.config import SieConfig  # noqa: E402
 
 def _spark(cfg: SieConfig):
     if os.environ.get("PYSPARK_GATEWAY_PORT"):  # launched by spark-submit: keep its master and confs
-        from pyspark import SparkConf
         from pyspark.sql import SparkSession
 
-        submitted = SparkConf()  # what spark-submit was given (--conf, --master, defaults file)
         builder = SparkSession.builder.appName("sie-ingest")
         builder = builder.config("spark.sql.session.timeZone", "UTC")
         builder = builder.config("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
-        if not submitted.contains("spark.sql.shuffle.partitions"):  # Spark's 200 is far too many for a day
-            builder = builder.config("spark.sql.shuffle.partitions", str(cfg.ingest.shuffle_partitions))
         return builder.getOrCreate()
     from sie.spark import get_spark
 
