@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sie.config import SieConfig  # noqa: E402
+from sie.config import SieConfig, overrides_from_pairs  # noqa: E402
 from sie.simulate.core import day_range, oracle_table, run_day  # noqa: E402
 
 BENCH_KNOBS = [
@@ -33,24 +33,11 @@ BENCH_KNOBS = [
 ]
 
 
-def nested(overrides: list[str], warehouse: str) -> dict:
-    """SECTION.FIELD=VALUE strings (as `sie --set`) to SieConfig.load's nested dict."""
-    tree: dict = {"warehouse": warehouse}
-    for item in overrides:
-        key, _, value = item.partition("=")
-        *parents, leaf = key.split(".")
-        node = tree
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = value
-    return tree
-
-
 def world_click_noise(world: str, start: str, days: int, overrides: list[str]) -> dict:
     import pandas as pd
 
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = SieConfig.load(nested([f"simulate.world={world}", *overrides], tmp))
+        cfg = SieConfig.load(overrides_from_pairs([f"simulate.world={world}", *overrides], {"warehouse": tmp}))
         frames = []
         for ds in day_range(start, days):
             _, w, log = run_day(cfg, ds)

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sie.config import SieConfig
+from sie.config import SieConfig, overrides_from_pairs
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="SIE: sample importance for search/click logs.")
 console = Console()
@@ -26,18 +26,10 @@ def main(
     config: Optional[str] = typer.Option(None, "--config", help="JSON config file (default: $SIE_CONFIG)."),
     set_: list[str] = typer.Option([], "--set", help="Config override SECTION.FIELD=VALUE, e.g. --set train.epochs=2 (repeatable)."),
 ) -> None:
-    overrides: dict[str, Any] = {}
-    if warehouse:
-        overrides["warehouse"] = warehouse
-    for item in set_:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise typer.BadParameter(f"--set needs SECTION.FIELD=VALUE, got {item!r}")
-        node = overrides
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = value
+    try:
+        overrides = overrides_from_pairs(set_, {"warehouse": warehouse} if warehouse else None)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
     _STATE["overrides"] = overrides
     _STATE["config_file"] = config
 

@@ -203,6 +203,21 @@ class SieConfig:
         return cfg
 
 
+def overrides_from_pairs(pairs: list[str], base: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``["train.epochs=2", ...]`` (as ``sie --set``) to the nested dict ``SieConfig.load`` takes."""
+    tree: dict[str, Any] = dict(base or {})
+    for item in pairs:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set needs SECTION.FIELD=VALUE, got {item!r}")
+        node = tree
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return tree
+
+
 def _coerce(current: Any, value: Any) -> Any:
     """Cast strings from env vars / CLI to the type of the current value."""
     if not isinstance(value, str) or isinstance(current, str):

@@ -30,3 +30,13 @@ def test_env_and_file_priority(tmp_path, monkeypatch):
 def test_unknown_key_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown config key 'epochz'"):
         SieConfig.load({"train": {"epochz": 1}})
+
+
+def test_overrides_from_pairs_nests_and_rejects_missing_value():
+    from sie.config import overrides_from_pairs
+
+    tree = overrides_from_pairs(["train.epochs=2", "simulate.bot_rate=0.1"], {"warehouse": "/w"})
+    assert tree == {"warehouse": "/w", "train": {"epochs": "2"}, "simulate": {"bot_rate": "0.1"}}
+    assert SieConfig.load(tree).train.epochs == 2
+    with pytest.raises(ValueError, match="SECTION.FIELD=VALUE"):
+        overrides_from_pairs(["train.epochs"])
