@@ -31,7 +31,7 @@ import os
 import platform
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -90,7 +90,9 @@ def eval_dynamics(cfg: SieConfig, states: list[dict], data: SampleTensors, devic
             logits[e, sl] = model(*data.inputs(device, sl)).float().cpu().numpy()
     click = data.click.numpy()[None, :]
     z = torch.from_numpy(logits)
-    losses = F.binary_cross_entropy_with_logits(z, torch.from_numpy(np.broadcast_to(click, logits.shape).copy()), reduction="none")
+    losses = F.binary_cross_entropy_with_logits(
+        z, torch.from_numpy(np.broadcast_to(click, logits.shape).copy()), reduction="none"
+    )
     return logits, losses.numpy()
 
 
@@ -203,7 +205,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--train-samples", type=int, default=100_000)
     parser.add_argument("--vmap-samples", type=int, default=2048)
     parser.add_argument("--batch-size", type=int, default=0, help="importance batch size (0 = config default)")
-    parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats of the grad_norm comparison (best is kept)")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="interleaved repeats of the grad_norm comparison (best is kept)"
+    )
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch default)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "importance.json"))
     args = parser.parse_args(argv)
@@ -219,20 +223,39 @@ def main(argv: list[str] | None = None) -> dict:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] or sorted(REGISTRY)
 
     n_trained = min(args.train_samples, min(sizes))
-    print(f"training the default ranker on {n_trained:,} synthetic samples ({cfg.train.epochs} epochs) on {device}", flush=True)
+    print(
+        f"training the default ranker on {n_trained:,} synthetic samples ({cfg.train.epochs} epochs) on {device}",
+        flush=True,
+    )
     train_data = make_samples(n_trained, cfg.train, seed=1)
     result, secs = timed(lambda: train_ranker(train_data, cfg.train), device)
-    print(f"  trained in {secs:.1f}s ({n_trained * cfg.train.epochs / secs:,.0f} samples/s incl. dynamics recording)", flush=True)
+    print(
+        f"  trained in {secs:.1f}s ({n_trained * cfg.train.epochs / secs:,.0f} samples/s incl. dynamics recording)",
+        flush=True,
+    )
     trained = (result, n_trained, secs, train_data)
 
     report = {
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+        "device_name": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor() or platform.machine(),
         "torch": torch.__version__,
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
-        "train_config": {k: getattr(cfg.train, k) for k in ("vocab_size", "embedding_dim", "hidden_dim", "max_query_tokens", "max_item_tokens", "epochs", "batch_size")},
+        "train_config": {
+            k: getattr(cfg.train, k)
+            for k in (
+                "vocab_size",
+                "embedding_dim",
+                "hidden_dim",
+                "max_query_tokens",
+                "max_item_tokens",
+                "epochs",
+                "batch_size",
+            )
+        },
         "importance_config": {k: v for k, v in vars(cfg.importance).items() if k != "methods"},
         "train_seconds": round(secs, 2),
         "train_samples": n_trained,

@@ -314,8 +314,14 @@ def run_duckdb(root: Path, out: Path, threads: int, memory: str) -> dict:
     dedup = con.execute("SELECT count(*) FROM records WHERE dup_rank > 1 AND reason IS NULL").fetchone()[0]
     con.close()
     shutil.rmtree(out, ignore_errors=True)
-    return {"seconds": round(seconds, 2), "rows": rows, "quarantine_reasons": reasons, "dedup_dropped": dedup,
-            "memory_limit": memory, "threads": threads}
+    return {
+        "seconds": round(seconds, 2),
+        "rows": rows,
+        "quarantine_reasons": reasons,
+        "dedup_dropped": dedup,
+        "memory_limit": memory,
+        "threads": threads,
+    }
 
 
 def week(start: str, days: int, workdir: Path, out: Path, bad_records: int) -> dict:
@@ -334,11 +340,17 @@ def week(start: str, days: int, workdir: Path, out: Path, bad_records: int) -> d
     rows = []
     for sim in sims:
         s = ingest_day(cfg, sim["ds"], spark=spark)
-        checks = {suite: validate(cfg, sim["ds"], suite, raise_on_failure=False)["success"] for suite in ("raw_events", "samples")}
+        checks = {
+            suite: validate(cfg, sim["ds"], suite, raise_on_failure=False)["success"]
+            for suite in ("raw_events", "samples")
+        }
         rows.append(
             {
                 "ds": sim["ds"],
-                "simulated": {k: sim[k] for k in ("requests", "impressions", "query_lines", "event_lines", "duplicate_lines", "bad_records")},
+                "simulated": {
+                    k: sim[k]
+                    for k in ("requests", "impressions", "query_lines", "event_lines", "duplicate_lines", "bad_records")
+                },
                 "reconciliation": s["reconciliation"],
                 "quarantine_reasons": s["quarantine_reasons"],
                 "rows": s["rows"],
@@ -363,12 +375,17 @@ def main() -> int:
     parser.add_argument("--base-requests", type=int, default=20_000, help="requests of the simulated template day")
     parser.add_argument("--threads", type=int, default=2, help="DuckDB threads (Spark runs local[THREADS])")
     parser.add_argument("--memory", default="6g", help="Spark driver memory and DuckDB memory limit")
-    parser.add_argument("--engines", default="spark,duckdb",
-                        help="engines to run; a size's stored result of an engine not run is kept")
-    parser.add_argument("--duckdb-memory", help="DuckDB memory limit if not --memory (its in-memory tables "
-                        "for 10M events do not fit in 6g)")
+    parser.add_argument(
+        "--engines", default="spark,duckdb", help="engines to run; a size's stored result of an engine not run is kept"
+    )
+    parser.add_argument(
+        "--duckdb-memory",
+        help="DuckDB memory limit if not --memory (its in-memory tables for 10M events do not fit in 6g)",
+    )
     parser.add_argument("--skip-duckdb", action="store_true", help="same as --engines spark")
-    parser.add_argument("--week", metavar="START", help="instead: simulate and ingest 7 days from START (reconciliation)")
+    parser.add_argument(
+        "--week", metavar="START", help="instead: simulate and ingest 7 days from START (reconciliation)"
+    )
     args = parser.parse_args()
     if args.week:
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -399,21 +416,30 @@ def main() -> int:
         t = time.perf_counter()
         land(base, workdir / "warmup", 20_000)
         run_spark(spark, workdir / "warmup")
-        spark_info = {"master": f"local[{args.threads}]", "driver_memory": args.memory,
-                      "warmup_seconds": round(time.perf_counter() - t, 1)}
+        spark_info = {
+            "master": f"local[{args.threads}]",
+            "driver_memory": args.memory,
+            "warmup_seconds": round(time.perf_counter() - t, 1),
+        }
 
     def save(n: int, run: dict) -> None:
         runs[n] = run
         results.clear()
-        results.update({
-            "benchmark": "ingest",
-            "ds": DS,
-            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
-            "spark": spark_info,
-            "duckdb": {"threads": args.threads, "memory_limit": "per run (duckdb.memory_limit)"},
-            "note": "seconds = wall time of the ingest call (JVM start excluded); ratio = DuckDB throughput / Spark throughput",
-            "runs": [runs[k] for k in sorted(runs)],
-        })
+        results.update(
+            {
+                "benchmark": "ingest",
+                "ds": DS,
+                "machine": {
+                    "cpus": os.cpu_count(),
+                    "platform": platform.platform(),
+                    "python": platform.python_version(),
+                },
+                "spark": spark_info,
+                "duckdb": {"threads": args.threads, "memory_limit": "per run (duckdb.memory_limit)"},
+                "note": "seconds = wall time of the ingest call (JVM start excluded); ratio = DuckDB throughput / Spark throughput",
+                "runs": [runs[k] for k in sorted(runs)],
+            }
+        )
         out_path.parent.mkdir(parents=True, exist_ok=True)
         out_path.write_text(json.dumps(results, indent=2) + "\n")
 
@@ -428,7 +454,8 @@ def main() -> int:
             "events": n,
             "raw_lines": raw,
             "gzip_bytes": info["bytes_gz"],
-            "files": -(-info["lines"]["ubi_events"] // LINES_PER_FILE) + -(-info["lines"]["ubi_queries"] // LINES_PER_FILE),
+            "files": -(-info["lines"]["ubi_events"] // LINES_PER_FILE)
+            + -(-info["lines"]["ubi_queries"] // LINES_PER_FILE),
         }
         if "spark" in engines:
             sp = run_spark(spark, workdir / f"day-{n}")

@@ -39,16 +39,39 @@ from airflow.sdk import Param, dag, task
     default_args={"retries": 1, "retry_delay": timedelta(minutes=1)},
     tags=["sie", "benchmark", "importance"],
     params={
-        "dataset": Param(None, type=["null", "string"], enum=[None, "synthetic", "esci"], description="synthetic | esci (default: bench.dataset)."),
+        "dataset": Param(
+            None,
+            type=["null", "string"],
+            enum=[None, "synthetic", "esci"],
+            description="synthetic | esci (default: bench.dataset).",
+        ),
         "days": Param(None, type=["null", "integer"], minimum=1, description="Simulated days = the training window."),
         "start": Param(None, type=["null", "string"], description="First simulated day, YYYY-MM-DD."),
-        "methods": Param(None, type=["null", "array", "string"], description="Importance methods (default: bench.methods, else importance.methods)."),
-        "keep_ratios": Param(None, type=["null", "array", "string"], description="Keep ratios in (0, 1]; 1.0 is the full-data baseline."),
-        "seeds": Param(None, type=["null", "array", "string"], description="Retraining seeds (≥ 3 for confidence intervals)."),
+        "methods": Param(
+            None,
+            type=["null", "array", "string"],
+            description="Importance methods (default: bench.methods, else importance.methods).",
+        ),
+        "keep_ratios": Param(
+            None, type=["null", "array", "string"], description="Keep ratios in (0, 1]; 1.0 is the full-data baseline."
+        ),
+        "seeds": Param(
+            None, type=["null", "array", "string"], description="Retraining seeds (≥ 3 for confidence intervals)."
+        ),
         "baselines": Param(None, type=["null", "array", "string"], description="Among random, stratified, full."),
-        "run_id": Param(None, type=["null", "string"], description="Default: bench-<dataset>-<hash of the data/model settings>."),
-        "model": Param({}, type="object", description="The ranker (sie.config.TrainConfig overrides), e.g. {\"epochs\": 4, \"hidden_dim\": 64}; used for the scoring model and every retrained cell."),
-        "config": Param({}, type="object", description="Overrides of sie.config.SieConfig (world: simulate.*, importance.*, bench.*)."),
+        "run_id": Param(
+            None, type=["null", "string"], description="Default: bench-<dataset>-<hash of the data/model settings>."
+        ),
+        "model": Param(
+            {},
+            type="object",
+            description='The ranker (sie.config.TrainConfig overrides), e.g. {"epochs": 4, "hidden_dim": 64}; used for the scoring model and every retrained cell.',
+        ),
+        "config": Param(
+            {},
+            type="object",
+            description="Overrides of sie.config.SieConfig (world: simulate.*, importance.*, bench.*).",
+        ),
     },
     doc_md=__doc__,
 )

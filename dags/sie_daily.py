@@ -32,8 +32,14 @@ from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
     default_args={"retries": 2, "retry_delay": timedelta(minutes=5)},
     tags=["sie", "nightly", "importance"],
     params={
-        "ds": Param(None, type=["null", "string"], description="Day to process (YYYY-MM-DD); default: the data interval's start date."),
-        "methods": Param(None, type=["null", "array", "string"], description="Importance methods to score (default: config)."),
+        "ds": Param(
+            None,
+            type=["null", "string"],
+            description="Day to process (YYYY-MM-DD); default: the data interval's start date.",
+        ),
+        "methods": Param(
+            None, type=["null", "array", "string"], description="Importance methods to score (default: config)."
+        ),
         "config": Param({}, type="object", description="Overrides of sie.config.SieConfig."),
     },
     doc_md=__doc__,

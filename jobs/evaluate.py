@@ -1,6 +1,6 @@
 """Retrain on importance-downsampled data and evaluate on the judged holdout for one day.
 
-    python jobs/evaluate.py --ds 2026-11-20 --warehouse /data/sie
+python jobs/evaluate.py --ds 2026-11-20 --warehouse /data/sie
 """
 
 import argparse

@@ -1,6 +1,6 @@
 """Train the ranker for one day (a scheduler / `torchrun` entry point).
 
-    python jobs/train.py --ds 2026-11-20 --warehouse /data/sie
+python jobs/train.py --ds 2026-11-20 --warehouse /data/sie
 """
 
 import argparse

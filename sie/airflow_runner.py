@@ -41,8 +41,9 @@ def migrate(env: dict[str, str]) -> None:
     subprocess.run([airflow_bin(), "db", "migrate"], env=env, check=True, capture_output=True, text=True)
 
 
-def dags_test(dag_id: str, env: dict[str, str], conf: dict | None = None, logical_date: str | None = None,
-              stream: bool = True) -> subprocess.CompletedProcess:
+def dags_test(
+    dag_id: str, env: dict[str, str], conf: dict | None = None, logical_date: str | None = None, stream: bool = True
+) -> subprocess.CompletedProcess:
     """`airflow dags test DAG [DATE] -c CONF`; raises with the log tail when the run fails."""
     cmd = [airflow_bin(), "dags", "test", dag_id]
     if logical_date:
@@ -58,9 +59,15 @@ def dags_test(dag_id: str, env: dict[str, str], conf: dict | None = None, logica
             print("   " + line.rstrip()[-200:], flush=True)
     proc.wait()
     output = "".join(lines)
-    failed = proc.returncode != 0 or "DagRunState.FAILED" in output or "state=failed" in output.lower() and "dagrun" in output.lower()
+    failed = (
+        proc.returncode != 0
+        or "DagRunState.FAILED" in output
+        or "state=failed" in output.lower()
+        and "dagrun" in output.lower()
+    )
     if failed:
         raise RuntimeError(
-            f"`{' '.join(cmd)}` failed (exit {proc.returncode}) after {time.perf_counter() - start:.0f}s:\n" + output[-6000:]
+            f"`{' '.join(cmd)}` failed (exit {proc.returncode}) after {time.perf_counter() - start:.0f}s:\n"
+            + output[-6000:]
         )
     return subprocess.CompletedProcess(cmd, proc.returncode, output, "")

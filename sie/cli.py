@@ -22,9 +22,13 @@ _STATE: dict[str, Any] = {"overrides": {}, "config_file": None}
 
 @app.callback()
 def main(
-    warehouse: Optional[str] = typer.Option(None, "--warehouse", "-w", help="Warehouse root (default: $SIE_WAREHOUSE or ./warehouse)."),
+    warehouse: Optional[str] = typer.Option(
+        None, "--warehouse", "-w", help="Warehouse root (default: $SIE_WAREHOUSE or ./warehouse)."
+    ),
     config: Optional[str] = typer.Option(None, "--config", help="JSON config file (default: $SIE_CONFIG)."),
-    set_: list[str] = typer.Option([], "--set", help="Config override SECTION.FIELD=VALUE, e.g. --set train.epochs=2 (repeatable)."),
+    set_: list[str] = typer.Option(
+        [], "--set", help="Config override SECTION.FIELD=VALUE, e.g. --set train.epochs=2 (repeatable)."
+    ),
 ) -> None:
     try:
         overrides = overrides_from_pairs(set_, {"warehouse": warehouse} if warehouse else None)
@@ -84,9 +88,17 @@ def simulate(
     """Simulate UBI logs (plus catalog, holdout and oracle) for DAYS days from START."""
     from sie.simulate import simulate_days
 
-    opts = dict(world=world, seed=seed, requests_per_day=requests_per_day, bot_rate=bot_rate,
-                accidental_click_rate=accidental_click_rate, clickbait_item_rate=clickbait_item_rate,
-                duplicate_event_rate=duplicate_event_rate, label_flip_rate=label_flip_rate, bad_records=bad_records)
+    opts = dict(
+        world=world,
+        seed=seed,
+        requests_per_day=requests_per_day,
+        bot_rate=bot_rate,
+        accidental_click_rate=accidental_click_rate,
+        clickbait_item_rate=clickbait_item_rate,
+        duplicate_event_rate=duplicate_event_rate,
+        label_flip_rate=label_flip_rate,
+        bad_records=bad_records,
+    )
     cfg = _cfg({"simulate": opts})
     for summary in simulate_days(cfg, start, days):
         console.print(summary)
@@ -231,13 +243,19 @@ def bench(
     dataset: Optional[str] = typer.Option(None, help="synthetic | esci (default: bench.dataset)."),
     days: Optional[int] = typer.Option(None, help="Simulated days = the training window (default: bench.days)."),
     start: Optional[str] = typer.Option(None, help="First simulated day (default: bench.start)."),
-    methods: Optional[str] = typer.Option(None, help="Comma-separated importance methods (default: bench.methods, else importance.methods)."),
+    methods: Optional[str] = typer.Option(
+        None, help="Comma-separated importance methods (default: bench.methods, else importance.methods)."
+    ),
     keep_ratios: Optional[str] = typer.Option(None, help="Comma-separated keep ratios, e.g. 0.1,0.3,0.5,1.0."),
     seeds: Optional[str] = typer.Option(None, help="Comma-separated retraining seeds, e.g. 0,1,2."),
     baselines: Optional[str] = typer.Option(None, help="Comma-separated baselines among random,stratified,full."),
-    run_id: Optional[str] = typer.Option(None, help="Run id (default: bench-<dataset>-<hash of the data/model settings>)."),
+    run_id: Optional[str] = typer.Option(
+        None, help="Run id (default: bench-<dataset>-<hash of the data/model settings>)."
+    ),
     workers: int = typer.Option(1, help="Processes running cells in parallel."),
-    fresh: bool = typer.Option(False, "--fresh", help="Delete the run's previous files first (otherwise finished steps and cells are reused)."),
+    fresh: bool = typer.Option(
+        False, "--fresh", help="Delete the run's previous files first (otherwise finished steps and cells are reused)."
+    ),
 ) -> None:
     """Benchmark importance-based downsampling: every method x keep ratio x seed, retrained from scratch."""
     import shutil
@@ -247,10 +265,16 @@ def bench(
     def listed(value: Optional[str]):
         return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
 
-    grid = {"dataset": dataset, "days": days, "start": start, "methods": listed(methods),
-            "grid_keep_ratios": [float(v) for v in listed(keep_ratios)] if keep_ratios else None,
-            "grid_seeds": [int(v) for v in listed(seeds)] if seeds else None,
-            "grid_baselines": listed(baselines), "run_id": run_id}
+    grid = {
+        "dataset": dataset,
+        "days": days,
+        "start": start,
+        "methods": listed(methods),
+        "grid_keep_ratios": [float(v) for v in listed(keep_ratios)] if keep_ratios else None,
+        "grid_seeds": [int(v) for v in listed(seeds)] if seeds else None,
+        "grid_baselines": listed(baselines),
+        "run_id": run_id,
+    }
     cfg = _cfg({"bench": grid})
     try:
         run = resolve(cfg)

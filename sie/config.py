@@ -185,7 +185,7 @@ class SieConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def load(cls, overrides: dict[str, Any] | None = None, config_file: str | None = None) -> "SieConfig":
+    def load(cls, overrides: dict[str, Any] | None = None, config_file: str | None = None) -> SieConfig:
         cfg = cls()
         path = config_file or os.environ.get("SIE_CONFIG")
         if path:

@@ -20,7 +20,7 @@ def run_demo(cfg: SieConfig, start: str, days: int, output: Path) -> None:
     for k in range(days):
         ds = (first + timedelta(days=k)).isoformat()
         t = time.perf_counter()
-        print(f"[demo] airflow dags test sie_daily -c '{{\"ds\": \"{ds}\"}}'", flush=True)
+        print(f'[demo] airflow dags test sie_daily -c \'{{"ds": "{ds}"}}\'', flush=True)
         dags_test("sie_daily", env, conf={"ds": ds})
         print(f"[demo] ds={ds} done in {time.perf_counter() - t:.0f}s", flush=True)
     print(f"[demo] {days} day(s) in {time.perf_counter() - t0:.0f}s", flush=True)

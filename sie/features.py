@@ -56,7 +56,7 @@ class SampleTensors:
     def __len__(self) -> int:
         return int(self.click.shape[0])
 
-    def subset(self, index: np.ndarray | torch.Tensor) -> "SampleTensors":
+    def subset(self, index: np.ndarray | torch.Tensor) -> SampleTensors:
         idx = torch.as_tensor(np.asarray(index), dtype=torch.long)
         return SampleTensors(
             self.query_tokens[idx],

@@ -24,7 +24,7 @@ class NeuralRanker(nn.Module):
         self.act = nn.ReLU()
 
     @classmethod
-    def from_config(cls, cfg: TrainConfig) -> "NeuralRanker":
+    def from_config(cls, cfg: TrainConfig) -> NeuralRanker:
         return cls(cfg.vocab_size, cfg.embedding_dim, cfg.hidden_dim, cfg.n_dense)
 
     @staticmethod

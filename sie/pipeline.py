@@ -6,8 +6,9 @@ Every step is idempotent for its ``ds``: rerunning replaces that day's outputs w
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import date, datetime
-from typing import Any, Callable
+from typing import Any
 
 from sie.config import SieConfig
 
@@ -22,7 +23,7 @@ def resolve_ds(params_ds: str | None, data_interval_start: datetime | date | str
         except ValueError as exc:
             raise ValueError(f"ds param must be YYYY-MM-DD, got {params_ds!r}") from exc
     if data_interval_start is None:
-        raise ValueError("no ds param and no data interval: trigger with -c '{\"ds\": \"YYYY-MM-DD\"}'")
+        raise ValueError('no ds param and no data interval: trigger with -c \'{"ds": "YYYY-MM-DD"}\'')
     if isinstance(data_interval_start, str):
         day = date.fromisoformat(data_interval_start[:10]).isoformat()
     elif isinstance(data_interval_start, datetime):

@@ -190,6 +190,12 @@ BENCHMARK_RESULTS = TableSchema(
             ("keep_ratio", pa.float64()),
             ("seed", pa.int32()),
             ("metric", pa.string()),
+            # what the metric is restricted to (a noise type such as "bot", a setting such as
+            # "train.epochs"); null = the whole run / all samples
+            ("subset", pa.string()),
+            # the coordinate of a curve point (the FPR of a noise_roc_tpr point, the quantile of a
+            # score_pct_quantile point); null for scalar metrics
+            ("at", pa.float64()),
             ("value", pa.float64()),
             ("n_train", pa.int64()),
             ("train_seconds", pa.float64()),
@@ -198,7 +204,7 @@ BENCHMARK_RESULTS = TableSchema(
         ]
     ),
     ("run_id",),
-    "one (dataset, method, keep_ratio, seed, metric) value, with costs",
+    "one (dataset, method, keep_ratio, seed, metric, subset, at) value, with costs",
 )
 
 RECONCILIATION = TableSchema(

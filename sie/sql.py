@@ -33,7 +33,10 @@ def ddl() -> str:
     """CREATE TABLE statements for every table (Spark SQL / DuckDB flavour), from sie.schemas."""
     out = ["-- Generated from sie/schemas.py by `sie ddl`; do not edit by hand.", ""]
     for name, schema in TABLES.items():
-        cols = [f"    `{f.name}` " + spark.split(" ", 1)[1] for f, spark in zip(schema.schema, schema.spark_ddl().split(", "))]
+        cols = [
+            f"    `{f.name}` " + spark.split(" ", 1)[1]
+            for f, spark in zip(schema.schema, schema.spark_ddl().split(", "))
+        ]
         cols += [f"    `{k}` STRING" for k in schema.partition_by]
         out.append(f"-- {schema.description}")
         out.append(f"CREATE TABLE IF NOT EXISTS {name} (\n" + ",\n".join(cols) + "\n)")

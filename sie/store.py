@@ -25,9 +25,9 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -41,7 +41,7 @@ class Warehouse:
         self.root = Path(root).expanduser().resolve()
 
     @classmethod
-    def from_config(cls, cfg: SieConfig) -> "Warehouse":
+    def from_config(cls, cfg: SieConfig) -> Warehouse:
         return cls(cfg.warehouse_path)
 
     # ---- paths -------------------------------------------------------------

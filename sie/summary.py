@@ -44,7 +44,11 @@ def to_markdown(frames: dict[str, pd.DataFrame]) -> str:
     out = []
     for title, frame in frames.items():
         out.append(f"## {title}\n")
-        out.append(frame.to_markdown(index=False) if hasattr(frame, "to_markdown") and _has_tabulate() else frame.to_string(index=False))
+        out.append(
+            frame.to_markdown(index=False)
+            if hasattr(frame, "to_markdown") and _has_tabulate()
+            else frame.to_string(index=False)
+        )
         out.append("")
     return "\n".join(out)
 

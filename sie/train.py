@@ -216,5 +216,3 @@ def load_model_version(cfg: SieConfig, ds: str):
     model.load_state_dict(torch.load(version.checkpoint_path(last), map_location="cpu"))
     model.to(resolve_device(cfg.train.device))
     return model, meta, version
-
-

@@ -32,8 +32,12 @@ CONF = {
 
 def sie_sql(warehouse: Path, statement: str) -> list[dict]:
     sie = Path(sys.executable).parent / "sie"
-    out = subprocess.run([str(sie), "--warehouse", str(warehouse), "sql", statement, "--format", "json"],
-                         check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [str(sie), "--warehouse", str(warehouse), "sql", statement, "--format", "json"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return json.loads(out.stdout)
 
 
@@ -43,15 +47,24 @@ def test_sie_benchmark_dag_runs_the_grid_and_resumes(tmp_path):
     migrate(env)
     first = dags_test("sie_benchmark", env, conf=CONF, stream=False).stdout
 
-    rows = sie_sql(warehouse, "SELECT run_id, method, keep_ratio, seed, value FROM benchmark_results "
-                              "WHERE metric = 'ndcg_at_10' ORDER BY ALL")
+    rows = sie_sql(
+        warehouse,
+        "SELECT run_id, method, keep_ratio, seed, value FROM benchmark_results "
+        "WHERE metric = 'ndcg_at_10' ORDER BY ALL",
+    )
     cells = {(r["method"], r["keep_ratio"], r["seed"]) for r in rows}
-    assert cells == {(m, 0.5, s) for m in ("random", "stratified", "loss") for s in (0, 1)} | {("full", 1.0, 0), ("full", 1.0, 1)}
+    assert cells == {(m, 0.5, s) for m in ("random", "stratified", "loss") for s in (0, 1)} | {
+        ("full", 1.0, 0),
+        ("full", 1.0, 1),
+    }
     assert all(0.0 < r["value"] <= 1.0 for r in rows)
     (run_id,) = {r["run_id"] for r in rows}
     assert run_id.startswith("bench-synthetic-")
-    per_method = sie_sql(warehouse, "SELECT metric, value FROM benchmark_results WHERE method = 'loss' "
-                                    "AND keep_ratio IS NULL AND metric IN ('noise_auroc', 'cost_vs_epoch')")
+    per_method = sie_sql(
+        warehouse,
+        "SELECT metric, value FROM benchmark_results WHERE method = 'loss' "
+        "AND keep_ratio IS NULL AND metric IN ('noise_auroc', 'cost_vs_epoch')",
+    )
     assert {r["metric"] for r in per_method} == {"noise_auroc", "cost_vs_epoch"}
     report = warehouse / "reports" / run_id
     assert (report / "report.md").exists() and (report / "report.html").exists()

@@ -42,6 +42,7 @@ def test_top_k_mask_keeps_highest():
 # ---- ranking_metrics: equal to the per-query sklearn computation ----------------------
 # (its speed-up over the per-query loop is measured by benchmarks/metrics.py)
 
+
 def _random_holdout(n_groups, seed, ties=True):
     rng = np.random.default_rng(seed)
     sizes = rng.integers(1, 25, size=n_groups)
@@ -68,6 +69,7 @@ def test_ranking_metrics_needs_an_evaluable_group():
 
 
 # ---- noise detection, statistics, stratified selection ---------------------------------
+
 
 def test_noise_detection_low_scores_flag_noise():
     from sie.bench.metrics import noise_detection

@@ -33,14 +33,26 @@ def _day(ds: str, seed: int, n_requests: int = 60) -> tuple[pd.DataFrame, pd.Dat
             p = 0.5 if bot else [0.02, 0.3, 0.9][rel]
             click = int(rng.random() < p)
             sid = sample_id(qid, f"i{ic}{ik}")
-            rows.append({
-                "sample_id": sid, "run_id": "test", "query_id": qid, "client_id": f"c{r % 30}",
-                "session_id": f"s{r % 40}", "request_ts": pd.Timestamp(f"{ds}T12:00:00Z"),
-                "query_text": f"{COLORS[c]} {KINDS[k]}", "item_id": f"i{ic}{ik}",
-                "item_title": f"{COLORS[ic]} {KINDS[ik]} classic", "position": pos, "click": click,
-                "add_to_cart": 0, "purchase": 0, "label": click, "dwell_time": 10.0 * click,
-                **{f: 0.0 for f in DENSE_FEATURES},
-            })
+            rows.append(
+                {
+                    "sample_id": sid,
+                    "run_id": "test",
+                    "query_id": qid,
+                    "client_id": f"c{r % 30}",
+                    "session_id": f"s{r % 40}",
+                    "request_ts": pd.Timestamp(f"{ds}T12:00:00Z"),
+                    "query_text": f"{COLORS[c]} {KINDS[k]}",
+                    "item_id": f"i{ic}{ik}",
+                    "item_title": f"{COLORS[ic]} {KINDS[ik]} classic",
+                    "position": pos,
+                    "click": click,
+                    "add_to_cart": 0,
+                    "purchase": 0,
+                    "label": click,
+                    "dwell_time": 10.0 * click,
+                    **{f: 0.0 for f in DENSE_FEATURES},
+                }
+            )
             truth.append({"sample_id": sid, "noise_type": "bot" if bot else "none", "is_noise": bool(bot)})
     return pd.DataFrame(rows), pd.DataFrame(truth)
 
@@ -60,24 +72,49 @@ def _land(run) -> None:
         run.state(f"day-{ds}.json").parent.mkdir(parents=True, exist_ok=True)
         run.state(f"day-{ds}.json").write_text("{}")
     wh.catalog_path.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame([{"item_id": f"i{c}{k}", "title": f"{COLORS[c]} {KINDS[k]} classic"}
-                  for c in range(5) for k in range(4)]).to_parquet(wh.catalog_path)
-    holdout = [{"query_text": f"{COLORS[c]} {KINDS[k]}", "item_id": f"i{ic}{ik}",
-                "grade": int(ic == c) + int(ik == k) + int(ic == c and ik == k)}
-               for c in range(5) for k in range(4) for ic in range(5) for ik in range(4)]
+    pd.DataFrame(
+        [{"item_id": f"i{c}{k}", "title": f"{COLORS[c]} {KINDS[k]} classic"} for c in range(5) for k in range(4)]
+    ).to_parquet(wh.catalog_path)
+    holdout = [
+        {
+            "query_text": f"{COLORS[c]} {KINDS[k]}",
+            "item_id": f"i{ic}{ik}",
+            "grade": int(ic == c) + int(ik == k) + int(ic == c and ik == k),
+        }
+        for c in range(5)
+        for k in range(4)
+        for ic in range(5)
+        for ik in range(4)
+    ]
     wh.holdout_path.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(holdout).to_parquet(wh.holdout_path)
 
 
 @pytest.fixture
 def bench_cfg(tmp_path):
-    return SieConfig.load({
-        "warehouse": str(tmp_path / "warehouse"),
-        "train": {"epochs": 2, "batch_size": 128, "vocab_size": 256, "embedding_dim": 8, "hidden_dim": 16,
-                  "device": "cpu"},
-        "bench": {"dataset": "synthetic", "start": DAYS[0], "days": 2, "methods": ["loss", "grad_norm"],
-                  "grid_keep_ratios": [0.5, 1.0], "grid_seeds": [0, 1], "validate": False, "roc_points": 11},
-    })
+    return SieConfig.load(
+        {
+            "warehouse": str(tmp_path / "warehouse"),
+            "train": {
+                "epochs": 2,
+                "batch_size": 128,
+                "vocab_size": 256,
+                "embedding_dim": 8,
+                "hidden_dim": 16,
+                "device": "cpu",
+            },
+            "bench": {
+                "dataset": "synthetic",
+                "start": DAYS[0],
+                "days": 2,
+                "methods": ["loss", "grad_norm"],
+                "grid_keep_ratios": [0.5, 1.0],
+                "grid_seeds": [0, 1],
+                "validate": False,
+                "roc_points": 11,
+            },
+        }
+    )
 
 
 def test_resolve_grid_and_run_id(bench_cfg):
@@ -91,13 +128,24 @@ def test_resolve_grid_and_run_id(bench_cfg):
     assert run.data_cfg.warehouse_path == bench_cfg.warehouse_path / "bench" / run.run_id / "warehouse"
     assert len(run.cells()) == 2 * (1 + 4)
     # the grid is not part of the run id (extending it reuses the run), the data settings are
-    more = SieConfig.load({"bench": {"grid_seeds": [0, 1, 2, 3], "methods": ["loss"]}, "warehouse": bench_cfg.warehouse})
+    more = SieConfig.load(
+        {"bench": {"grid_seeds": [0, 1, 2, 3], "methods": ["loss"]}, "warehouse": bench_cfg.warehouse}
+    )
     assert resolve(more).run_id == resolve(SieConfig.load({"warehouse": bench_cfg.warehouse})).run_id
     other = SieConfig.load({"simulate": {"bot_rate": 0.2}, "warehouse": bench_cfg.warehouse})
     assert resolve(other).run_id != resolve(more).run_id
     # DAG params map onto the bench section
-    cfg = config_from_params({"dataset": "esci", "days": 3, "methods": "loss, el2n", "keep_ratios": [0.2, 0.4],
-                              "seeds": "1,2", "config": {"train": {"epochs": 1}}, "model": {"hidden_dim": 8}})
+    cfg = config_from_params(
+        {
+            "dataset": "esci",
+            "days": 3,
+            "methods": "loss, el2n",
+            "keep_ratios": [0.2, 0.4],
+            "seeds": "1,2",
+            "config": {"train": {"epochs": 1}},
+            "model": {"hidden_dim": 8},
+        }
+    )
     assert (cfg.bench.dataset, cfg.bench.days, cfg.bench.methods) == ("esci", 3, ["loss", "el2n"])
     assert cfg.bench.grid_keep_ratios == [0.2, 0.4] and cfg.bench.grid_seeds == [1, 2]
     assert (cfg.train.epochs, cfg.train.hidden_dim) == (1, 8)
@@ -156,8 +204,16 @@ def test_benchmark_run_resume_and_report(bench_cfg, monkeypatch):
     # the report, then rebuilt from the table alone (the run's files gone)
     md = build_report(bench_cfg, run.run_id)
     folder = md.parent
-    for name in ("report.md", "report.html", "summary.json", "ndcg_vs_keep.png", "noise_roc.png", "cost.png",
-                 "score_dist.png", "click_vs_keep.png"):
+    for name in (
+        "report.md",
+        "report.html",
+        "summary.json",
+        "ndcg_vs_keep.png",
+        "noise_roc.png",
+        "cost.png",
+        "score_dist.png",
+        "click_vs_keep.png",
+    ):
         assert (folder / name).exists(), name
     text = md.read_text()
     assert "| method | 0.5 | 1 | noise AUROC | noise AP | cost (epochs) |" in text

@@ -36,9 +36,17 @@ def test_sie_daily_schedule(dagbag):
     dag = dagbag.dags["sie_daily"]
     assert isinstance(dag.timetable, CronDataIntervalTimetable)
     assert dag.timetable.expression == "0 2 * * *"
-    assert {"resolve_ds", "simulate", "ingest", "validate", "train", "score", "validate_scores", "evaluate", "report"} <= set(
-        dag.task_ids
-    )
+    assert {
+        "resolve_ds",
+        "simulate",
+        "ingest",
+        "validate",
+        "train",
+        "score",
+        "validate_scores",
+        "evaluate",
+        "report",
+    } <= set(dag.task_ids)
 
 
 def test_dag_files_contain_no_business_logic():

@@ -34,7 +34,9 @@ def sie_sql(warehouse: Path, statement: str) -> list[dict]:
     sie = Path(sys.executable).parent / "sie"
     out = subprocess.run(
         [str(sie), "--warehouse", str(warehouse), "sql", statement, "--format", "json"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return json.loads(out.stdout)
 
@@ -114,6 +116,11 @@ def test_analysis_queries_run(airflow_run):
     warehouse, _ = airflow_run
     for name in ("importance_distribution.sql", "lowest_scoring_queries.sql", "benchmark_leaderboard.sql"):
         sie = Path(sys.executable).parent / "sie"
-        out = subprocess.run([str(sie), "--warehouse", str(warehouse), "sql", "-f", f"sql/{name}", "--format", "json"],
-                             check=True, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
+        out = subprocess.run(
+            [str(sie), "--warehouse", str(warehouse), "sql", "-f", f"sql/{name}", "--format", "json"],
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
         assert json.loads(out.stdout), f"{name} returned no rows"

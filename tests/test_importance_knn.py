@@ -33,7 +33,9 @@ def brute_force_shapley(train_x, train_y, val_x, val_y, k):
             for size in range(n):
                 w = math.factorial(size) * math.factorial(n - size - 1) / math.factorial(n)
                 for s in itertools.combinations(others, size):
-                    gain = _utility(list(s) + [i], order_rank, train_y, yv, k) - _utility(list(s), order_rank, train_y, yv, k)
+                    gain = _utility(list(s) + [i], order_rank, train_y, yv, k) - _utility(
+                        list(s), order_rank, train_y, yv, k
+                    )
                     out[i] += w * gain
     return out / len(val_x)
 
@@ -52,8 +54,12 @@ def test_knn_shapley_equals_brute_force(k):
     ).numpy()
     np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-12)
     # efficiency: values sum to the mean utility of the full set
-    full = np.mean([_utility(list(range(n)), np.argsort(np.argsort(np.linalg.norm(train_x - xv, axis=1))), train_y, yv, k)
-                    for xv, yv in zip(val_x, val_y)])
+    full = np.mean(
+        [
+            _utility(list(range(n)), np.argsort(np.argsort(np.linalg.norm(train_x - xv, axis=1))), train_y, yv, k)
+            for xv, yv in zip(val_x, val_y)
+        ]
+    )
     assert got.sum() == pytest.approx(full)
 
 

@@ -11,9 +11,9 @@ import torch
 
 from sie.importance import REGISTRY, get_estimator
 from sie.importance.data_oob import poisson_weights
+from sie.importance.denoise import tce_survival
 from sie.importance.dynamics import forgetting_events, pairwise_margins
 from sie.importance.synthetic import tiny_config, tiny_context
-from sie.importance.denoise import tce_survival
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +22,19 @@ def ctx():
 
 
 EXPECTED = {
-    "random", "loss", "el2n", "forgetting", "aum", "grad_norm", "input_grad_share",
-    "tracin", "tracin_self", "knn_shapley", "data_oob", "tce", "rce",
+    "random",
+    "loss",
+    "el2n",
+    "forgetting",
+    "aum",
+    "grad_norm",
+    "input_grad_share",
+    "tracin",
+    "tracin_self",
+    "knn_shapley",
+    "data_oob",
+    "tce",
+    "rce",
 }
 
 

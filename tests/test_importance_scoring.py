@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -34,7 +34,7 @@ def _samples_frame(ds: str, n_requests: int, seed: int) -> pd.DataFrame:
                 "query_id": qid,
                 "client_id": "c",
                 "session_id": f"s{r}",
-                "request_ts": datetime(2024, 1, 1, tzinfo=timezone.utc),
+                "request_ts": datetime(2024, 1, 1, tzinfo=UTC),
                 "query_text": query,
                 "item_id": item,
                 "item_title": title,
@@ -74,8 +74,15 @@ def small_cfg(tmp_path):
     return SieConfig.load(
         {
             "warehouse": str(tmp_path / "wh"),
-            "train": {"vocab_size": 128, "embedding_dim": 8, "hidden_dim": 16, "epochs": 3, "batch_size": 64,
-                      "window_days": 2, "device": "cpu"},
+            "train": {
+                "vocab_size": 128,
+                "embedding_dim": 8,
+                "hidden_dim": 16,
+                "epochs": 3,
+                "batch_size": 64,
+                "window_days": 2,
+                "device": "cpu",
+            },
             "importance": {"batch_size": 128, "knn_max_validation": 50},
         }
     )

@@ -74,7 +74,9 @@ def test_projection_equals_projecting_materialised_gradients(ctx):
             expected.append(ref[layer.key("bias")])
         torch.testing.assert_close(got, torch.cat(expected, 1), rtol=1e-4, atol=1e-6)
         # the projected mean gradient uses the same layout
-        torch.testing.assert_close(proj.project_grad(layer, mean_grad), torch.cat(expected, 1).mean(0), rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(
+            proj.project_grad(layer, mean_grad), torch.cat(expected, 1).mean(0), rtol=1e-4, atol=1e-6
+        )
 
 
 def test_tracin_needs_validation(ctx):

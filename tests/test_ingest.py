@@ -150,8 +150,14 @@ def _e(action, qid="q1", item="i1", ordinal=1, client="c1", ts="2025-03-10T10:00
     if ordinal is not None:
         attrs["position"] = {"ordinal": ordinal}
     attrs.update(kw.pop("attrs", {}))
-    doc = {"application": app, "action_name": action, "query_id": qid, "client_id": client, "timestamp": ts,
-           "event_attributes": attrs}
+    doc = {
+        "application": app,
+        "action_name": action,
+        "query_id": qid,
+        "client_id": client,
+        "timestamp": ts,
+        "event_attributes": attrs,
+    }
     doc.update(kw)
     return json.dumps({k: v for k, v in doc.items() if v is not None})
 
@@ -204,7 +210,12 @@ MESSY_BULK = [  # OpenSearch bulk export: action lines before documents; search-
     (_e("impression", qid="q2", item="i5", ordinal=1, client="c2"), "accepted"),
     ('{"create": {"_index": "ubi_events", "_id": "2"}}', "bulk_action"),
     (_e("click", qid="q2", item="i5", ordinal=1, client="c2", attrs={"dwell_time": 0.2}), "accepted"),
-    ('{"_index": "ubi_events", "_id": "3", "_source": ' + _e("impression", qid="q2", item="i6", ordinal=2, client="c2") + "}", "accepted"),
+    (
+        '{"_index": "ubi_events", "_id": "3", "_source": '
+        + _e("impression", qid="q2", item="i6", ordinal=2, client="c2")
+        + "}",
+        "accepted",
+    ),
 ]
 
 
@@ -231,7 +242,11 @@ def test_messy_day_every_line_has_its_expected_fate(messy_day):
     qu = wh.read_table("queries").to_pandas()
     got.update({(f, int(n)): "accepted" for f, n in zip(qu["file"], qu["line_no"])})
     expected = {}
-    for name, lines in (("queries.ndjson", MESSY_QUERIES), ("events.ndjson.gz", MESSY_EVENTS), ("bulk-export.json", MESSY_BULK)):
+    for name, lines in (
+        ("queries.ndjson", MESSY_QUERIES),
+        ("events.ndjson.gz", MESSY_EVENTS),
+        ("bulk-export.json", MESSY_BULK),
+    ):
         for no, (_, fate) in enumerate(lines, start=1):
             if fate not in ("dedup", "blank", "bulk_action"):
                 expected[(name, no)] = fate
@@ -277,8 +292,20 @@ def test_late_interaction_and_empty_day(messy_day, spark):
     root = Path(cfg.warehouse)
     late = _e("click", qid="q1", item="i1", ts="2025-03-10T23:30:00Z")  # landed in ds+1, within the lateness
     orphan = _e("click", qid="q-unknown", item="i1", ts="2025-03-11T08:00:00Z")
-    land(root, "2025-03-11", "ubi_queries", "queries.ndjson", [_q("q9", text="lamp", client="c9", ts="2025-03-11T08:00:00Z")])
-    land(root, "2025-03-11", "ubi_events", "events.ndjson", [late, orphan, _e("impression", qid="q9", item="i5", client="c9", ts="2025-03-11T08:00:01Z")])
+    land(
+        root,
+        "2025-03-11",
+        "ubi_queries",
+        "queries.ndjson",
+        [_q("q9", text="lamp", client="c9", ts="2025-03-11T08:00:00Z")],
+    )
+    land(
+        root,
+        "2025-03-11",
+        "ubi_events",
+        "events.ndjson",
+        [late, orphan, _e("impression", qid="q9", item="i5", client="c9", ts="2025-03-11T08:00:01Z")],
+    )
     s = ingest_day(cfg, "2025-03-11", spark=spark)
     assert s["late_interactions"] == 1
     assert s["quarantine_reasons"] == {"ubi_events": {"unknown_query_id": 1}}
@@ -290,7 +317,13 @@ def test_late_interaction_and_empty_day(messy_day, spark):
     land(root, "2025-03-12", "ubi_queries", "queries.ndjson", [])
     land(root, "2025-03-12", "ubi_events", "events.ndjson.gz", [])
     e = ingest_day(cfg, "2025-03-12", spark=spark)
-    assert e["empty"] is True and e["rows"] == {"events": 0, "queries": 0, "quarantine": 0, "samples": 0, "reconciliation": 2}
+    assert e["empty"] is True and e["rows"] == {
+        "events": 0,
+        "queries": 0,
+        "quarantine": 0,
+        "samples": 0,
+        "reconciliation": 2,
+    }
     assert all(r["raw_records"] == 0 for r in e["reconciliation"])
     wh = Warehouse.from_config(cfg)
     assert {"ds": "2025-03-12"} in wh.partitions("samples")

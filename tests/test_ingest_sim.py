@@ -59,7 +59,12 @@ def test_injected_bad_records_are_quarantined_and_nothing_else(sim_day):
     assert by_kind["unknown_query_id"] == {"unknown_query_id"}
     assert by_kind["timestamp_out_of_range"] == {"out_of_window"}
     assert by_kind["wrong_type"] <= {"bad_timestamp", "bad_position"}
-    assert by_kind["missing_required"] <= {"missing_query_id", "missing_user_query", "missing_timestamp", "missing_action_name"}
+    assert by_kind["missing_required"] <= {
+        "missing_query_id",
+        "missing_user_query",
+        "missing_timestamp",
+        "missing_action_name",
+    }
     for row in summary["reconciliation"]:
         assert row["raw_records"] == row["accepted"] + row["quarantined"] + row["dedup_dropped"]
     assert summary["dedup_dropped"] > 0  # the simulator's logging retries
@@ -87,8 +92,16 @@ def test_kill_mid_write_keeps_previous_state_and_rerun_is_identical(sim_day, spa
     env.pop("SIE_CONFIG", None)
     paused = wh.staging_dir / "PAUSED"
     proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "spark-submit"), "--master", "local[2]",
-         str(ROOT / "jobs" / "ingest.py"), "--ds", DS, "--warehouse", str(wh.root)],
+        [
+            str(Path(sys.executable).parent / "spark-submit"),
+            "--master",
+            "local[2]",
+            str(ROOT / "jobs" / "ingest.py"),
+            "--ds",
+            DS,
+            "--warehouse",
+            str(wh.root),
+        ],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -1,4 +1,4 @@
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -6,12 +6,12 @@ from sie.pipeline import config_from_params, resolve_ds
 
 
 def test_ds_param_wins():
-    start = datetime(2026, 11, 19, 2, tzinfo=timezone.utc)
+    start = datetime(2026, 11, 19, 2, tzinfo=UTC)
     assert resolve_ds("2026-11-21", start) == "2026-11-21"
 
 
 def test_data_interval_start_when_no_param():
-    assert resolve_ds(None, datetime(2026, 11, 19, 2, tzinfo=timezone.utc)) == "2026-11-19"
+    assert resolve_ds(None, datetime(2026, 11, 19, 2, tzinfo=UTC)) == "2026-11-19"
     assert resolve_ds("", "2026-11-19T02:00:00+00:00") == "2026-11-19"
 
 

@@ -80,7 +80,9 @@ def test_deterministic_by_seed_and_ds(cfg, tmp_path):
     ev = f"raw/ubi_events/ds={DS}/part-00000.ndjson.gz"
     assert b2[ev.replace(DS, "2024-03-02")] != a[ev]
     # another seed is another world
-    seeded = SieConfig.load({**cfg.to_dict(), "warehouse": str(tmp_path / "s2"), "simulate": {**cfg.to_dict()["simulate"], "seed": 99}})
+    seeded = SieConfig.load(
+        {**cfg.to_dict(), "warehouse": str(tmp_path / "s2"), "simulate": {**cfg.to_dict()["simulate"], "seed": 99}}
+    )
     simulate_day(seeded, DS)
     assert _files(seeded.warehouse_path)[ev] != a[ev]
 

@@ -106,7 +106,9 @@ def test_oracle_labels_match_the_events(cfg):
 def test_bad_records_inject_every_kind(cfg, tmp_path):
     clean_cfg = dataclasses.replace(cfg, warehouse=str(tmp_path / "clean"))
     simulate_day(clean_cfg, DS)
-    bad_cfg = SieConfig.load({"warehouse": str(tmp_path / "bad"), "simulate": {**cfg.to_dict()["simulate"], "bad_records": 3}})
+    bad_cfg = SieConfig.load(
+        {"warehouse": str(tmp_path / "bad"), "simulate": {**cfg.to_dict()["simulate"], "bad_records": 3}}
+    )
     summary = simulate_day(bad_cfg, DS)
     sidecar = json.loads(Path(summary["paths"]["bad_records"]).read_text())
     kinds = collections.Counter((e["source"], e["kind"]) for e in sidecar)
@@ -126,7 +128,11 @@ def test_bad_records_inject_every_kind(cfg, tmp_path):
             continue
         doc = json.loads(raw)
         if e["kind"] == "missing_required":
-            required = {"query_id", "user_query", "timestamp"} if e["source"] == "ubi_queries" else {"action_name", "timestamp"}
+            required = (
+                {"query_id", "user_query", "timestamp"}
+                if e["source"] == "ubi_queries"
+                else {"action_name", "timestamp"}
+            )
             assert not required <= set(doc)
         elif e["kind"] == "wrong_type":
             ordinal = doc.get("event_attributes", {}).get("position", {}).get("ordinal", 1)

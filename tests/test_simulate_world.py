@@ -25,8 +25,13 @@ def _sim(cfg, **changes):
 
 def test_noise_rates_within_tolerance(cfg):
     sim = _sim(
-        cfg, requests_per_day=6000, bot_rate=0.1, accidental_click_rate=0.08, clickbait_item_rate=0.05,
-        duplicate_event_rate=0.03, label_flip_rate=0.04,
+        cfg,
+        requests_per_day=6000,
+        bot_rate=0.1,
+        accidental_click_rate=0.08,
+        clickbait_item_rate=0.05,
+        duplicate_event_rate=0.03,
+        label_flip_rate=0.04,
     )
     world = get_world(sim)
     log = simulate_traffic(world, sim, DS)
@@ -52,7 +57,9 @@ def test_noise_rates_within_tolerance(cfg):
 
 
 def test_zero_rates_mean_clean_logs(cfg):
-    sim = _sim(cfg, bot_rate=0, accidental_click_rate=0, clickbait_item_rate=0, duplicate_event_rate=0, label_flip_rate=0)
+    sim = _sim(
+        cfg, bot_rate=0, accidental_click_rate=0, clickbait_item_rate=0, duplicate_event_rate=0, label_flip_rate=0
+    )
     log = simulate_traffic(get_world(sim), sim, DS)
     assert (log.noise == NOISE_CODE["none"]).all() and not log.ev_copy.any()
 

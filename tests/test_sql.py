@@ -22,16 +22,42 @@ def test_sie_sql_cli_statement_file_and_errors(warehouse):
     wh.write_partition(
         "importance_scores",
         {"ds": "2026-11-20", "method": "loss"},
-        pa.table({"sample_id": ["a", "b"], "sample_ds": ["2026-11-20"] * 2, "run_id": ["r"] * 2,
-                  "model_version": ["m"] * 2, "score": [1.0, 3.0]}),
+        pa.table(
+            {
+                "sample_id": ["a", "b"],
+                "sample_ds": ["2026-11-20"] * 2,
+                "run_id": ["r"] * 2,
+                "model_version": ["m"] * 2,
+                "score": [1.0, 3.0],
+            }
+        ),
     )
-    out = subprocess.run([SIE, "-w", str(warehouse), "sql", "SELECT method, avg(score) AS s FROM importance_scores GROUP BY 1",
-                          "--format", "json"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [
+            SIE,
+            "-w",
+            str(warehouse),
+            "sql",
+            "SELECT method, avg(score) AS s FROM importance_scores GROUP BY 1",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert json.loads(out.stdout) == [{"method": "loss", "s": 2.0}]
-    out = subprocess.run([SIE, "-w", str(warehouse), "sql", "-f", "sql/importance_distribution.sql", "--format", "csv"],
-                         capture_output=True, text=True, check=True, cwd=ROOT)
+    out = subprocess.run(
+        [SIE, "-w", str(warehouse), "sql", "-f", "sql/importance_distribution.sql", "--format", "csv"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
     assert out.stdout.splitlines()[0].startswith("method,n_samples")
-    bad = subprocess.run([SIE, "-w", str(warehouse), "sql", "SELECT * FROM no_such_table"], capture_output=True, text=True)
+    bad = subprocess.run(
+        [SIE, "-w", str(warehouse), "sql", "SELECT * FROM no_such_table"], capture_output=True, text=True
+    )
     assert bad.returncode == 1 and "no_such_table" in bad.stdout
     write = subprocess.run([SIE, "-w", str(warehouse), "sql", "DROP VIEW samples"], capture_output=True, text=True)
     assert write.returncode == 1 and "read-only" in write.stdout

@@ -34,11 +34,21 @@ def _samples(ds: str, seed: int, n_requests: int = 120) -> pd.DataFrame:
             click = int(rng.random() < [0.03, 0.3, 0.8][rel] / pos**0.3)
             rows.append(
                 {
-                    "sample_id": sample_id(qid, f"i{ic}{ik}"), "run_id": "test", "query_id": qid, "client_id": f"c{r % 30}",
-                    "session_id": f"s{r % 40}", "request_ts": pd.Timestamp(f"{ds}T12:00:00Z"),
-                    "query_text": f"{COLORS[c]} {KINDS[k]}", "item_id": f"i{ic}{ik}",
-                    "item_title": f"{COLORS[ic]} {KINDS[ik]} classic", "position": pos, "click": click,
-                    "add_to_cart": 0, "purchase": 0, "label": click, "dwell_time": 10.0 * click,
+                    "sample_id": sample_id(qid, f"i{ic}{ik}"),
+                    "run_id": "test",
+                    "query_id": qid,
+                    "client_id": f"c{r % 30}",
+                    "session_id": f"s{r % 40}",
+                    "request_ts": pd.Timestamp(f"{ds}T12:00:00Z"),
+                    "query_text": f"{COLORS[c]} {KINDS[k]}",
+                    "item_id": f"i{ic}{ik}",
+                    "item_title": f"{COLORS[ic]} {KINDS[ik]} classic",
+                    "position": pos,
+                    "click": click,
+                    "add_to_cart": 0,
+                    "purchase": 0,
+                    "label": click,
+                    "dwell_time": 10.0 * click,
                     **{f: 0.0 for f in DENSE_FEATURES},
                 }
             )
@@ -57,8 +67,15 @@ def small_warehouse(cfg: SieConfig):
     wh.catalog_path.parent.mkdir(parents=True)
     _items().to_parquet(wh.catalog_path)
     holdout = [
-        {"query_text": f"{COLORS[c]} {KINDS[k]}", "item_id": f"i{ic}{ik}", "grade": int((ic == c) + (ik == k)) + int(ic == c and ik == k)}
-        for c in range(5) for k in range(4) for ic in range(5) for ik in range(4)
+        {
+            "query_text": f"{COLORS[c]} {KINDS[k]}",
+            "item_id": f"i{ic}{ik}",
+            "grade": int((ic == c) + (ik == k)) + int(ic == c and ik == k),
+        }
+        for c in range(5)
+        for k in range(4)
+        for ic in range(5)
+        for ik in range(4)
     ]
     wh.holdout_path.parent.mkdir(parents=True)
     pd.DataFrame(holdout).to_parquet(wh.holdout_path)
@@ -70,8 +87,13 @@ def test_train_score_evaluate_chain(cfg, small_warehouse):
     from sie.importance.scoring import score_day
     from sie.train import train_day
 
-    cfg = SieConfig.load({"warehouse": cfg.warehouse, "train": {"epochs": 3, "window_days": 2, "batch_size": 128},
-                          "importance": {"methods": ["random", "loss", "grad_norm"]}})
+    cfg = SieConfig.load(
+        {
+            "warehouse": cfg.warehouse,
+            "train": {"epochs": 3, "window_days": 2, "batch_size": 128},
+            "importance": {"methods": ["random", "loss", "grad_norm"]},
+        }
+    )
     meta = train_day(cfg, "2026-11-20", progress=False)
     assert meta["window"] == ["2026-11-19", "2026-11-20"]
     assert meta["n_train"] + meta["n_validation"] == 2 * 120 * 8

@@ -33,5 +33,8 @@ def holdout_tensors(holdout: pd.DataFrame, window: pd.DataFrame, cfg: TrainConfi
     frame = holdout.join(items, on="item_id").join(queries, on="query_text")
     frame["session_query_index"] = 0.0
     frame["label"] = frame["grade"]
-    return encode_frame(frame.fillna({"item_prior_ctr": 0.0, "item_log_impressions": 0.0, "query_log_freq": 0.0}),
-                        cfg, group_col="query_text")
+    return encode_frame(
+        frame.fillna({"item_prior_ctr": 0.0, "item_log_impressions": 0.0, "query_log_freq": 0.0}),
+        cfg,
+        group_col="query_text",
+    )

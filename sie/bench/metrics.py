@@ -51,7 +51,9 @@ def ranking_metrics(groups: np.ndarray, grades: np.ndarray, scores: np.ndarray, 
     return {f"ndcg_at_{k}": ndcg_sum / n_eval, "mrr": rr_sum / n_eval, "n_queries": float(n_eval)}
 
 
-def ranking_metrics_per_query(groups: np.ndarray, grades: np.ndarray, scores: np.ndarray, k: int = 10) -> dict[str, float]:
+def ranking_metrics_per_query(
+    groups: np.ndarray, grades: np.ndarray, scores: np.ndarray, k: int = 10
+) -> dict[str, float]:
     """Reference for :func:`ranking_metrics`: one sklearn ``ndcg_score`` call per query group."""
     frame = pd.DataFrame({"g": groups, "y": grades, "s": scores})
     ndcgs, rrs = [], []

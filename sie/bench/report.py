@@ -159,19 +159,27 @@ def summarise(results: pd.DataFrame, confidence: float = 0.95, alpha: float = 0.
     per_type_wide.columns = [f"noise_auroc[{c}]" for c in per_type_wide.columns]
     noise_cols = [c for c in ("noise_auroc", "noise_ap") if c in wide]
     noise = pd.concat([wide[noise_cols], per_type_wide], axis=1).reset_index() if noise_cols else pd.DataFrame()
-    cost_cols = [c for c in ("score_seconds", "samples_per_second", "reference_epoch_seconds", "cost_vs_epoch")
-                 if c in wide]
+    cost_cols = [
+        c for c in ("score_seconds", "samples_per_second", "reference_epoch_seconds", "cost_vs_epoch") if c in wide
+    ]
     cost = wide[cost_cols].dropna(how="all").reset_index() if cost_cols else pd.DataFrame()
     roc = other[other["name"] == "noise_roc_tpr"].copy()
-    roc = pd.DataFrame({
-        "method": roc["method"].to_numpy(),
-        "fpr": [float(k.split("=", 1)[1]) for k in roc["key"]],
-        "tpr": roc["value"].to_numpy(),
-    }).sort_values(["method", "fpr"])
+    roc = pd.DataFrame(
+        {
+            "method": roc["method"].to_numpy(),
+            "fpr": [float(k.split("=", 1)[1]) for k in roc["key"]],
+            "tpr": roc["value"].to_numpy(),
+        }
+    ).sort_values(["method", "fpr"])
     dist = other[other["name"].str.startswith("score_pct_")].dropna(subset=["key"])
-    dist = pd.DataFrame({"method": dist["method"].to_numpy(), "noise_type": dist["key"].to_numpy(),
-                         "stat": dist["name"].str.replace("score_pct_", "", regex=False).to_numpy(),
-                         "value": dist["value"].to_numpy()})
+    dist = pd.DataFrame(
+        {
+            "method": dist["method"].to_numpy(),
+            "noise_type": dist["key"].to_numpy(),
+            "stat": dist["name"].str.replace("score_pct_", "", regex=False).to_numpy(),
+            "value": dist["value"].to_numpy(),
+        }
+    )
 
     first = results.iloc[0]
     return BenchSummary(
@@ -245,18 +253,21 @@ def comparison_table(s: BenchSummary, metric: str = "ndcg_at_10") -> pd.DataFram
     if c.empty:
         return c
     c = c.sort_values(["keep_ratio", "diff"], ascending=[True, False])
-    return pd.DataFrame({
-        "keep ratio": c["keep_ratio"].map(lambda r: f"{r:g}"),
-        "method": c["method"],
-        f"Δ {METRIC_LABEL.get(metric, metric)} vs random": [
-            f"{d:+.4f} ± {_fmt(ci)}" if np.isfinite(ci) else f"{d:+.4f}" for d, ci in zip(c["diff"], c["diff_ci"])],
-        "p (paired t)": c["p_value"].map(lambda p: _fmt(p, 3)),
-        "p (Holm)": c["p_holm"].map(lambda p: _fmt(p, 3)),
-        "significant": [
-            ("yes (Holm)" if ph < s.alpha else "yes") if np.isfinite(p) and p < s.alpha else "no"
-            for p, ph in zip(c["p_value"], c["p_holm"].fillna(1.0))
-        ],
-    })
+    return pd.DataFrame(
+        {
+            "keep ratio": c["keep_ratio"].map(lambda r: f"{r:g}"),
+            "method": c["method"],
+            f"Δ {METRIC_LABEL.get(metric, metric)} vs random": [
+                f"{d:+.4f} ± {_fmt(ci)}" if np.isfinite(ci) else f"{d:+.4f}" for d, ci in zip(c["diff"], c["diff_ci"])
+            ],
+            "p (paired t)": c["p_value"].map(lambda p: _fmt(p, 3)),
+            "p (Holm)": c["p_holm"].map(lambda p: _fmt(p, 3)),
+            "significant": [
+                ("yes (Holm)" if ph < s.alpha else "yes") if np.isfinite(p) and p < s.alpha else "no"
+                for p, ph in zip(c["p_value"], c["p_holm"].fillna(1.0))
+            ],
+        }
+    )
 
 
 def noise_table(s: BenchSummary) -> pd.DataFrame:
@@ -265,8 +276,9 @@ def noise_table(s: BenchSummary) -> pd.DataFrame:
     n = s.noise.sort_values("noise_auroc", ascending=False)
     out = pd.DataFrame({"method": n["method"]})
     for col in n.columns[1:]:
-        out[col.replace("noise_auroc[", "AUROC[").replace("noise_auroc", "AUROC").replace("noise_ap", "AP")] = \
-            n[col].map(lambda v: _fmt(v, 3))
+        out[col.replace("noise_auroc[", "AUROC[").replace("noise_auroc", "AUROC").replace("noise_ap", "AP")] = n[
+            col
+        ].map(lambda v: _fmt(v, 3))
     return out
 
 
@@ -274,14 +286,17 @@ def cost_table(s: BenchSummary) -> pd.DataFrame:
     if s.cost.empty:
         return s.cost
     c = s.cost.sort_values("cost_vs_epoch")
-    return pd.DataFrame({
-        "method": c["method"],
-        "seconds": c["score_seconds"].map(lambda v: _fmt(v, 2)),
-        "samples/s": c["samples_per_second"].map(lambda v: "—" if not np.isfinite(v) else f"{v:,.0f}"),
-        "one epoch (s)": (c["reference_epoch_seconds"] if "reference_epoch_seconds" in c
-                          else pd.Series(np.nan, index=c.index)).map(lambda v: _fmt(v, 2)),
-        "× one training epoch": c["cost_vs_epoch"].map(lambda v: _fmt(v, 3)),
-    })
+    return pd.DataFrame(
+        {
+            "method": c["method"],
+            "seconds": c["score_seconds"].map(lambda v: _fmt(v, 2)),
+            "samples/s": c["samples_per_second"].map(lambda v: "—" if not np.isfinite(v) else f"{v:,.0f}"),
+            "one epoch (s)": (
+                c["reference_epoch_seconds"] if "reference_epoch_seconds" in c else pd.Series(np.nan, index=c.index)
+            ).map(lambda v: _fmt(v, 2)),
+            "× one training epoch": c["cost_vs_epoch"].map(lambda v: _fmt(v, 3)),
+        }
+    )
 
 
 def md_table(frame: pd.DataFrame) -> str:
@@ -301,8 +316,10 @@ def significance_sentences(s: BenchSummary, metric: str = "ndcg_at_10") -> list[
     for r in c.sort_values(["keep_ratio", "diff"], ascending=[True, False]).itertuples():
         better = r.diff > 0 if metric not in LOWER_IS_BETTER else r.diff < 0
         holm_note = "also after Holm correction" if r.p_holm < s.alpha else "not after Holm correction"
-        out.append(f"keep {r.keep_ratio:g}: **{r.method}** is {'better' if better else 'worse'} than random by "
-                   f"{r.diff:+.4f} {label} (p = {r.p_value:.3g}, paired t over {int(r.n)} seeds; {holm_note})")
+        out.append(
+            f"keep {r.keep_ratio:g}: **{r.method}** is {'better' if better else 'worse'} than random by "
+            f"{r.diff:+.4f} {label} (p = {r.p_value:.3g}, paired t over {int(r.n)} seeds; {holm_note})"
+        )
     return out
 
 
@@ -316,26 +333,56 @@ def scale_text(s: BenchSummary) -> str:
     if "n_train" in r:
         parts.append(f"{int(r['n_train']):,} training samples ({int(r.get('n_validation', 0)):,} held-out clicks)")
     if "train[epochs]" in r:
-        parts.append(f"ranker: {int(r['train[epochs]'])} epochs, batch {int(r.get('train[batch_size]', 0))}, "
-                     f"one epoch = {r.get('epoch_seconds', float('nan')):.2f}s")
+        parts.append(
+            f"ranker: {int(r['train[epochs]'])} epochs, batch {int(r.get('train[batch_size]', 0))}, "
+            f"one epoch = {r.get('epoch_seconds', float('nan')):.2f}s"
+        )
     text = "; ".join(parts) + "."
     if "noise_rate" in r:
-        shares = {k[len("n_samples["):-1]: v for k, v in r.items() if k.startswith("n_samples[")}
+        shares = {k[len("n_samples[") : -1]: v for k, v in r.items() if k.startswith("n_samples[")}
         total = sum(shares.values()) or 1.0
-        by_type = ", ".join(f"{k} {v / total:.1%}" for k, v in sorted(shares.items(), key=lambda kv: -kv[1]) if k != "none")
-        knobs = ", ".join(f"{k} {r[f'simulate[{k}]']:g}" for k in
-                          ("bot_rate", "accidental_click_rate", "clickbait_item_rate", "label_flip_rate",
-                           "duplicate_event_rate") if f"simulate[{k}]" in r)
-        text += (f" Label noise (oracle `is_noise`): **{r['noise_rate']:.1%}** of training samples "
-                 f"(by noise type: {by_type}). Simulator noise knobs: {knobs}.")
+        by_type = ", ".join(
+            f"{k} {v / total:.1%}" for k, v in sorted(shares.items(), key=lambda kv: -kv[1]) if k != "none"
+        )
+        knobs = ", ".join(
+            f"{k} {r[f'simulate[{k}]']:g}"
+            for k in (
+                "bot_rate",
+                "accidental_click_rate",
+                "clickbait_item_rate",
+                "label_flip_rate",
+                "duplicate_event_rate",
+            )
+            if f"simulate[{k}]" in r
+        )
+        text += (
+            f" Label noise (oracle `is_noise`): **{r['noise_rate']:.1%}** of training samples "
+            f"(by noise type: {by_type}). Simulator noise knobs: {knobs}."
+        )
     return text
 
 
 # ---- plots ----------------------------------------------------------------------------------
 
 
-_PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf",
-            "#000080", "#b8860b", "#ff1493", "#006400", "#00ced1", "#800000", "#7b68ee"]
+_PALETTE = [
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#bcbd22",
+    "#17becf",
+    "#000080",
+    "#b8860b",
+    "#ff1493",
+    "#006400",
+    "#00ced1",
+    "#800000",
+    "#7b68ee",
+]
 _MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">", "*", "h", "p", "d", "8", "H", "1"]
 _FIXED = {"full": ("#000000", "o"), "random": ("#555555", "o"), "stratified": ("#999999", "s")}
 
@@ -365,8 +412,16 @@ def plot_keep_curves(s: BenchSummary, path: Path, metric: str = "ndcg_at_10") ->
     for m in names:
         c = curves[curves["method"] == m].sort_values("keep_ratio")
         style = "--" if m in BASELINE_ORDER else "-"
-        ax.plot(c["keep_ratio"], c["mean"], style, marker=st[m][1], ms=4, color=colors[m], label=m,
-                lw=1.6 if m in BASELINE_ORDER else 1.2)
+        ax.plot(
+            c["keep_ratio"],
+            c["mean"],
+            style,
+            marker=st[m][1],
+            ms=4,
+            color=colors[m],
+            label=m,
+            lw=1.6 if m in BASELINE_ORDER else 1.2,
+        )
         ci = c["ci"].fillna(0.0)
         ax.fill_between(c["keep_ratio"], c["mean"] - ci, c["mean"] + ci, color=colors[m], alpha=0.12)
     full = curves[curves["method"] == "full"]
@@ -375,7 +430,9 @@ def plot_keep_curves(s: BenchSummary, path: Path, metric: str = "ndcg_at_10") ->
         ax.axhline(f["mean"], color="k", lw=0.8, ls=":", label="full data")
     ax.set_xlabel("keep ratio (fraction of training samples kept)")
     ax.set_ylabel(f"holdout {METRIC_LABEL.get(metric, metric)}")
-    ax.set_title(f"{METRIC_LABEL.get(metric, metric)} vs keep ratio (mean, {s.confidence:.0%} CI over {len(s.seeds)} seeds)")
+    ax.set_title(
+        f"{METRIC_LABEL.get(metric, metric)} vs keep ratio (mean, {s.confidence:.0%} CI over {len(s.seeds)} seeds)"
+    )
     ax.grid(alpha=0.3)
     # right: paired difference to random
     comp = s.comparisons[s.comparisons["metric"] == metric]
@@ -386,8 +443,18 @@ def plot_keep_curves(s: BenchSummary, path: Path, metric: str = "ndcg_at_10") ->
         c = comp[comp["method"] == m].sort_values("keep_ratio")
         if c.empty:
             continue
-        ax2.errorbar(c["keep_ratio"], c["diff"], yerr=c["diff_ci"].fillna(0.0), marker=st[m][1], ms=4, capsize=2,
-                     color=colors[m], ls="--" if m in BASELINE_ORDER else "-", lw=1.1, label=m)
+        ax2.errorbar(
+            c["keep_ratio"],
+            c["diff"],
+            yerr=c["diff_ci"].fillna(0.0),
+            marker=st[m][1],
+            ms=4,
+            capsize=2,
+            color=colors[m],
+            ls="--" if m in BASELINE_ORDER else "-",
+            lw=1.1,
+            label=m,
+        )
         sig = c[c["p_value"] < s.alpha]
         ax2.scatter(sig["keep_ratio"], sig["diff"], s=70, facecolors="none", edgecolors=colors[m], lw=1.4)
     ax2.set_xlabel("keep ratio")
@@ -431,22 +498,32 @@ def plot_keep_panels(s: BenchSummary, path: Path, metric: str = "ndcg_at_10") ->
         draw(ax, m, st[m][0], "-", m)
         if not full.empty:
             ax.axhline(full.iloc[0]["mean"], color="k", lw=0.7, ls=":")
-        sig = s.comparisons[(s.comparisons["metric"] == metric) & (s.comparisons["method"] == m)
-                            & (s.comparisons["p_value"] < s.alpha)]
+        sig = s.comparisons[
+            (s.comparisons["metric"] == metric) & (s.comparisons["method"] == m) & (s.comparisons["p_value"] < s.alpha)
+        ]
         mc = curves[curves["method"] == m].set_index("keep_ratio")["mean"]
-        ax.scatter(sig["keep_ratio"], mc.reindex(sig["keep_ratio"]).to_numpy(), s=55, facecolors="none",
-                   edgecolors=st[m][0], lw=1.3)
+        ax.scatter(
+            sig["keep_ratio"],
+            mc.reindex(sig["keep_ratio"]).to_numpy(),
+            s=55,
+            facecolors="none",
+            edgecolors=st[m][0],
+            lw=1.3,
+        )
         ax.set_title(m, fontsize=9)
         ax.grid(alpha=0.25)
-    for ax in axes.ravel()[len(s.methods):]:
+    for ax in axes.ravel()[len(s.methods) :]:
         ax.axis("off")
     for ax in axes[:, 0]:
         ax.set_ylabel(METRIC_LABEL.get(metric, metric))
     for ax in axes[-1, :]:
         ax.set_xlabel("keep ratio")
-    fig.suptitle(f"{METRIC_LABEL.get(metric, metric)} vs keep ratio per method (solid) against random (dashed) and "
-                 f"stratified (dotted grey); bands {s.confidence:.0%} CI over {len(s.seeds)} seeds; circled: paired "
-                 f"p < {s.alpha:g} vs random; dotted black: full data", fontsize=9)
+    fig.suptitle(
+        f"{METRIC_LABEL.get(metric, metric)} vs keep ratio per method (solid) against random (dashed) and "
+        f"stratified (dotted grey); bands {s.confidence:.0%} CI over {len(s.seeds)} seeds; circled: paired "
+        f"p < {s.alpha:g} vs random; dotted black: full data",
+        fontsize=9,
+    )
     fig.tight_layout(rect=(0, 0, 1, 0.96))
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -466,8 +543,15 @@ def plot_click_curves(s: BenchSummary, path: Path) -> Path | None:
         curves = s.curves[s.curves["metric"] == metric]
         for m in [x for x in [*s.baselines, *s.methods] if x != "full"]:
             c = curves[curves["method"] == m].sort_values("keep_ratio")
-            ax.plot(c["keep_ratio"], c["mean"], "--" if m in BASELINE_ORDER else "-", marker=st[m][1], ms=3,
-                    color=colors[m], label=m)
+            ax.plot(
+                c["keep_ratio"],
+                c["mean"],
+                "--" if m in BASELINE_ORDER else "-",
+                marker=st[m][1],
+                ms=3,
+                color=colors[m],
+                label=m,
+            )
             ci = c["ci"].fillna(0.0)
             ax.fill_between(c["keep_ratio"], c["mean"] - ci, c["mean"] + ci, color=colors[m], alpha=0.1)
         ax.set_xlabel("keep ratio")
@@ -492,8 +576,15 @@ def plot_roc(s: BenchSummary, path: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(7, 6))
     for m in order:
         c = s.roc[s.roc["method"] == m]
-        ax.step(c["fpr"], c["tpr"], where="post", color=colors[m], lw=1.4 if m != "random" else 1.0,
-                ls="--" if m == "random" else "-", label=f"{m} (AUROC {auroc.get(m, np.nan):.3f})")
+        ax.step(
+            c["fpr"],
+            c["tpr"],
+            where="post",
+            color=colors[m],
+            lw=1.4 if m != "random" else 1.0,
+            ls="--" if m == "random" else "-",
+            label=f"{m} (AUROC {auroc.get(m, np.nan):.3f})",
+        )
     ax.plot([0, 1], [0, 1], color="k", lw=0.6, ls=":")
     ax.set_xlabel("false positive rate (clean samples flagged)")
     ax.set_ylabel("true positive rate (noisy samples flagged)")
@@ -520,8 +611,13 @@ def plot_cost(s: BenchSummary, path: Path) -> Path | None:
     ax.set_xscale("log")
     ax.set_xlabel("scoring wall time ÷ one training epoch (log scale; dotted = 1 epoch)")
     epoch = c["reference_epoch_seconds"].mean() if "reference_epoch_seconds" in c else s.run.get("epoch_seconds")
-    ax.set_title(f"scoring cost per method (one training epoch ≈ {epoch:.2f}s over {int(s.run.get('n_train', 0)):,} "
-                 "samples, timed beside each method)" if epoch else "cost per method", fontsize=9)
+    ax.set_title(
+        f"scoring cost per method (one training epoch ≈ {epoch:.2f}s over {int(s.run.get('n_train', 0)):,} "
+        "samples, timed beside each method)"
+        if epoch
+        else "cost per method",
+        fontsize=9,
+    )
     ax.set_xlim(right=ax.get_xlim()[1] * 4)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -546,15 +642,31 @@ def plot_score_distributions(s: BenchSummary, path: Path) -> Path | None:
             if t not in d.index:
                 continue
             r = d.loc[t]
-            stats.append({"label": t, "whislo": r.get("q05"), "q1": r.get("q25"), "med": r.get("q50"),
-                          "q3": r.get("q75"), "whishi": r.get("q95"), "mean": r.get("mean"), "fliers": []})
-        ax.bxp(stats, showmeans=True, showfliers=False, patch_artist=True,
-               boxprops={"facecolor": "#cfe0f3"}, meanprops={"marker": "D", "markersize": 3})
+            stats.append(
+                {
+                    "label": t,
+                    "whislo": r.get("q05"),
+                    "q1": r.get("q25"),
+                    "med": r.get("q50"),
+                    "q3": r.get("q75"),
+                    "whishi": r.get("q95"),
+                    "mean": r.get("mean"),
+                    "fliers": [],
+                }
+            )
+        ax.bxp(
+            stats,
+            showmeans=True,
+            showfliers=False,
+            patch_artist=True,
+            boxprops={"facecolor": "#cfe0f3"},
+            meanprops={"marker": "D", "markersize": 3},
+        )
         ax.set_title(m, fontsize=9)
         ax.tick_params(axis="x", labelrotation=45, labelsize=7)
         ax.axhline(0.5, color="k", lw=0.5, ls=":")
         ax.grid(alpha=0.25, axis="y")
-    for ax in axes.ravel()[len(methods):]:
+    for ax in axes.ravel()[len(methods) :]:
         ax.axis("off")
     for ax in axes[:, 0]:
         ax.set_ylabel("score percentile")
@@ -598,30 +710,50 @@ def report_markdown(s: BenchSummary, images: dict[str, str]) -> str:
     lines += ["## Other metrics (mean over seeds)", ""]
     for metric in ("mrr", "click_auc", "click_logloss"):
         if not s.curves[s.curves["metric"] == metric].empty:
-            lines += [f"### {METRIC_LABEL[metric]}", "", md_table(headline_table(s, metric).iloc[:, : 1 + len(s.ratios)]), ""]
+            lines += [
+                f"### {METRIC_LABEL[metric]}",
+                "",
+                md_table(headline_table(s, metric).iloc[:, : 1 + len(s.ratios)]),
+                "",
+            ]
     if "click" in images:
         lines += [f"![click metrics vs keep ratio]({images['click']})", ""]
     lines += ["## Noise detection (oracle)", ""]
     if s.noise.empty:
         lines += ["No oracle for this dataset: noise detection not measured.", ""]
     else:
-        lines += ["AUROC / AP of *low* importance against the oracle's `is_noise`; AUROC[type] compares that noise "
-                  "type with clean (`none`) samples only (`duplicate` samples are clean after ingest, so ≈ 0.5 is "
-                  "expected there).", "", md_table(noise_table(s)), ""]
+        lines += [
+            "AUROC / AP of *low* importance against the oracle's `is_noise`; AUROC[type] compares that noise "
+            "type with clean (`none`) samples only (`duplicate` samples are clean after ingest, so ≈ 0.5 is "
+            "expected there).",
+            "",
+            md_table(noise_table(s)),
+            "",
+        ]
         if "roc" in images:
             lines += [f"![noise ROC]({images['roc']})", ""]
         if "dist" in images:
             lines += [f"![score distributions by noise type]({images['dist']})", ""]
-    lines += ["## Cost", "",
-              "Scoring wall time of each method (the estimator's `score` call, after the model is trained) and "
-              "that time divided by one plain training epoch over the same samples, timed in the same process just "
-              "before and after the scoring. Methods that read the training dynamics (loss, el2n, forgetting, aum, "
-              "tce, rce) cost ~0 here: their inputs are recorded during training at no extra forward pass.", "",
-              md_table(cost_table(s)), ""]
+    lines += [
+        "## Cost",
+        "",
+        "Scoring wall time of each method (the estimator's `score` call, after the model is trained) and "
+        "that time divided by one plain training epoch over the same samples, timed in the same process just "
+        "before and after the scoring. Methods that read the training dynamics (loss, el2n, forgetting, aum, "
+        "tce, rce) cost ~0 here: their inputs are recorded during training at no extra forward pass.",
+        "",
+        md_table(cost_table(s)),
+        "",
+    ]
     if "cost" in images:
         lines += [f"![cost]({images['cost']})", ""]
-    lines += ["## Rebuild", "", f"`sie report --run-id {s.run_id}` rebuilds this report from the `benchmark_results` "
-              f"partition `run_id={s.run_id}` alone.", ""]
+    lines += [
+        "## Rebuild",
+        "",
+        f"`sie report --run-id {s.run_id}` rebuilds this report from the `benchmark_results` "
+        f"partition `run_id={s.run_id}` alone.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -682,13 +814,22 @@ def report_html(s: BenchSummary, images: dict[str, str]) -> str:
     ]
     for metric in ("mrr", "click_auc", "click_logloss"):
         if not s.curves[s.curves["metric"] == metric].empty:
-            parts += [f"<h3>{METRIC_LABEL[metric]}</h3>",
-                      _md_to_html_table(headline_table(s, metric).iloc[:, : 1 + len(s.ratios)])]
+            parts += [
+                f"<h3>{METRIC_LABEL[metric]}</h3>",
+                _md_to_html_table(headline_table(s, metric).iloc[:, : 1 + len(s.ratios)]),
+            ]
     parts += [img("click", "click metrics"), "<h2>Noise detection</h2>"]
-    parts += ["<p>No oracle: not measured.</p>"] if s.noise.empty else [
-        _md_to_html_table(noise_table(s)), img("roc", "noise ROC"), img("dist", "score distributions")]
-    parts += ["<h2>Cost</h2>", _md_to_html_table(cost_table(s)), img("cost", "cost"),
-              f"<p>Rebuild: <code>sie report --run-id {esc(s.run_id)}</code></p></body></html>"]
+    parts += (
+        ["<p>No oracle: not measured.</p>"]
+        if s.noise.empty
+        else [_md_to_html_table(noise_table(s)), img("roc", "noise ROC"), img("dist", "score distributions")]
+    )
+    parts += [
+        "<h2>Cost</h2>",
+        _md_to_html_table(cost_table(s)),
+        img("cost", "cost"),
+        f"<p>Rebuild: <code>sie report --run-id {esc(s.run_id)}</code></p></body></html>",
+    ]
     return "\n".join(p for p in parts if p)
 
 

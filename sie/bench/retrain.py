@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -71,7 +71,7 @@ def retrain_evaluate_day(cfg: SieConfig, ds: str, progress: bool = True) -> pd.D
                 cells.append((method, ratio, seed, top_k_mask(aligned, ratio, tie_seed=seed), cost))
 
     rows = []
-    created = datetime.now(timezone.utc)
+    created = datetime.now(UTC)
     for n, (method, ratio, seed, mask, score_seconds) in enumerate(cells, 1):
         start = time.perf_counter()
         metrics = evaluate_cell(train, mask, holdout, validation, cfg, seed)
@@ -100,5 +100,7 @@ def retrain_evaluate_day(cfg: SieConfig, ds: str, progress: bool = True) -> pd.D
                 }
             )
     result = pd.DataFrame(rows)
-    wh.write_partition("benchmark_results", {"run_id": f"daily-{ds}"}, pa.Table.from_pandas(result, preserve_index=False))
+    wh.write_partition(
+        "benchmark_results", {"run_id": f"daily-{ds}"}, pa.Table.from_pandas(result, preserve_index=False)
+    )
     return result

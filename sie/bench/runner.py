@@ -28,7 +28,7 @@ import os
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -43,8 +43,17 @@ BASELINES = ("random", "stratified", "full")
 RUN_METHOD = "_run"  # the `method` of run-level rows
 # numeric settings copied into the run rows, so the report can state the scale from the table alone
 SIM_KEYS = (
-    "seed", "n_items", "n_users", "n_intents", "requests_per_day", "impressions_per_request",
-    "bot_rate", "accidental_click_rate", "clickbait_item_rate", "duplicate_event_rate", "label_flip_rate",
+    "seed",
+    "n_items",
+    "n_users",
+    "n_intents",
+    "requests_per_day",
+    "impressions_per_request",
+    "bot_rate",
+    "accidental_click_rate",
+    "clickbait_item_rate",
+    "duplicate_event_rate",
+    "label_flip_rate",
 )
 TRAIN_KEYS = ("epochs", "batch_size", "lr", "embedding_dim", "hidden_dim", "vocab_size", "seed")
 SCORE_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -120,12 +129,22 @@ def run_key(cfg: SieConfig) -> dict[str, Any]:
     """The settings that determine the run's data, model and scores (hashed into run_id)."""
     b = cfg.bench
     sim = dataclasses.asdict(cfg.simulate) | {"world": b.dataset}
-    ingest = {k: v for k, v in dataclasses.asdict(cfg.ingest).items()
-              if k not in ("spark_master", "shuffle_partitions", "landed_bytes_per_partition", "rows_per_file")}
+    ingest = {
+        k: v
+        for k, v in dataclasses.asdict(cfg.ingest).items()
+        if k not in ("spark_master", "shuffle_partitions", "landed_bytes_per_partition", "rows_per_file")
+    }
     train = {k: v for k, v in dataclasses.asdict(cfg.train).items() if k != "device"} | {"window_days": b.days}
     importance = {k: v for k, v in dataclasses.asdict(cfg.importance).items() if k not in ("methods", "batch_size")}
-    return {"dataset": b.dataset, "start": b.start, "days": b.days, "simulate": sim, "ingest": ingest,
-            "train": train, "importance": importance}
+    return {
+        "dataset": b.dataset,
+        "start": b.start,
+        "days": b.days,
+        "simulate": sim,
+        "ingest": ingest,
+        "train": train,
+        "importance": importance,
+    }
 
 
 def default_run_id(cfg: SieConfig) -> str:
@@ -192,9 +211,16 @@ def config_from_params(params: dict | None) -> SieConfig:
     def listed(value):
         return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
 
-    mapping = {"dataset": "dataset", "start": "start", "days": "days", "methods": "methods",
-               "keep_ratios": "grid_keep_ratios", "seeds": "grid_seeds", "baselines": "grid_baselines",
-               "run_id": "run_id"}
+    mapping = {
+        "dataset": "dataset",
+        "start": "start",
+        "days": "days",
+        "methods": "methods",
+        "keep_ratios": "grid_keep_ratios",
+        "seeds": "grid_seeds",
+        "baselines": "grid_baselines",
+        "run_id": "run_id",
+    }
     for param, key in mapping.items():
         value = params.get(param)
         if value is None or value == "" or value == []:
@@ -290,8 +316,17 @@ def _write_run_rows(run: BenchRun, meta: dict) -> None:
     epoch_seconds = meta["train_seconds"] / max(meta["epochs"], 1)
 
     def add(metric: str, value: float, method: str = RUN_METHOD, **extra) -> None:
-        rows.append({"method": method, "metric": metric, "value": float(value), "seed": run.data_cfg.train.seed,
-                     "n_train": meta["n_train"], "train_seconds": meta["train_seconds"], **extra})
+        rows.append(
+            {
+                "method": method,
+                "metric": metric,
+                "value": float(value),
+                "seed": run.data_cfg.train.seed,
+                "n_train": meta["n_train"],
+                "train_seconds": meta["train_seconds"],
+                **extra,
+            }
+        )
 
     add("days", len(run.days))
     add("n_train", meta["n_train"])
@@ -336,8 +371,9 @@ def oracle_for_training(run: BenchRun) -> pd.DataFrame | None:
     return truth
 
 
-def _noise_rows(run: BenchRun, method: str, scores: np.ndarray, truth: pd.DataFrame, n_train: int,
-                score_seconds: float) -> list[dict]:
+def _noise_rows(
+    run: BenchRun, method: str, scores: np.ndarray, truth: pd.DataFrame, n_train: int, score_seconds: float
+) -> list[dict]:
     """Noise-detection AUROC/AP, the ROC curve and the score distribution by noise type."""
     from sie.bench.metrics import noise_detection, rank_percentile
 
@@ -345,8 +381,16 @@ def _noise_rows(run: BenchRun, method: str, scores: np.ndarray, truth: pd.DataFr
     seed = run.data_cfg.train.seed
 
     def add(metric: str, value: float) -> None:
-        rows.append({"method": method, "metric": metric, "value": float(value), "seed": seed,
-                     "n_train": n_train, "score_seconds": score_seconds})
+        rows.append(
+            {
+                "method": method,
+                "metric": metric,
+                "value": float(value),
+                "seed": seed,
+                "n_train": n_train,
+                "score_seconds": score_seconds,
+            }
+        )
 
     matched = truth["matched"].to_numpy()
     s, types = scores[matched], truth["noise_type"].to_numpy()[matched]
@@ -410,8 +454,13 @@ def reference_epoch_seconds(run: BenchRun) -> float:
     from sie.train import train_ranker
 
     root = str(run.root)
-    data = _cell_data(root, run.last_day, len(run.days), _samples_stamp(root, run.last_day),
-                      json.dumps(dataclasses.asdict(run.data_cfg.train)))
+    data = _cell_data(
+        root,
+        run.last_day,
+        len(run.days),
+        _samples_stamp(root, run.last_day),
+        json.dumps(dataclasses.asdict(run.data_cfg.train)),
+    )
     one = dataclasses.replace(run.data_cfg.train, epochs=1)
     return float(train_ranker(data.train, one, keep_checkpoints=False).seconds)
 
@@ -498,8 +547,13 @@ def run_cell(run: BenchRun, method: str, keep_ratio: float, seed: int) -> dict:
         return {"method": method, "keep_ratio": keep_ratio, "seed": seed, "cached": True}
     _set_threads(run)
     root = str(run.root)
-    data = _cell_data(root, run.last_day, len(run.days), _samples_stamp(root, run.last_day),
-                      json.dumps(dataclasses.asdict(run.data_cfg.train)))
+    data = _cell_data(
+        root,
+        run.last_day,
+        len(run.days),
+        _samples_stamp(root, run.last_day),
+        json.dumps(dataclasses.asdict(run.data_cfg.train)),
+    )
     score_seconds = 0.0
     scores = None
     if method not in BASELINES:
@@ -511,16 +565,31 @@ def run_cell(run: BenchRun, method: str, keep_ratio: float, seed: int) -> dict:
     start = time.perf_counter()
     metrics = evaluate_cell(data.train, mask, data.holdout, data.validation, run.data_cfg, seed)
     rows = [
-        {"method": method, "keep_ratio": keep_ratio, "seed": seed, "metric": metric, "value": value,
-         "n_train": int(metrics["n_train"]), "train_seconds": metrics["train_seconds"], "score_seconds": score_seconds}
+        {
+            "method": method,
+            "keep_ratio": keep_ratio,
+            "seed": seed,
+            "metric": metric,
+            "value": value,
+            "n_train": int(metrics["n_train"]),
+            "train_seconds": metrics["train_seconds"],
+            "score_seconds": score_seconds,
+        }
         for metric, value in metrics.items()
         if metric not in ("train_seconds", "n_train")
     ]
     _write_rows_atomic(path, rows)
-    _log(f"{run.run_id}: cell {method} keep={keep_ratio:.2f} seed={seed}: ndcg@10={metrics['ndcg_at_10']:.4f} "
-         f"({time.perf_counter() - start:.1f}s)")
-    return {"method": method, "keep_ratio": keep_ratio, "seed": seed, "cached": False,
-            "ndcg_at_10": metrics["ndcg_at_10"]}
+    _log(
+        f"{run.run_id}: cell {method} keep={keep_ratio:.2f} seed={seed}: ndcg@10={metrics['ndcg_at_10']:.4f} "
+        f"({time.perf_counter() - start:.1f}s)"
+    )
+    return {
+        "method": method,
+        "keep_ratio": keep_ratio,
+        "seed": seed,
+        "cached": False,
+        "ndcg_at_10": metrics["ndcg_at_10"],
+    }
 
 
 def assemble(run: BenchRun) -> dict:
@@ -542,7 +611,7 @@ def assemble(run: BenchRun) -> dict:
     result = pd.concat([rows_frame(p.to_dict("records")) for p in parts], ignore_index=True)
     result["dataset"] = run.dataset
     result["ds"] = run.last_day
-    result["created_at"] = datetime.now(timezone.utc)
+    result["created_at"] = datetime.now(UTC)
     wh = Warehouse.from_config(run.cfg)
     table = pa.Table.from_pandas(result, preserve_index=False)
     path = wh.write_partition("benchmark_results", {"run_id": run.run_id}, table)
@@ -567,9 +636,11 @@ def run_benchmark(cfg: SieConfig, workers: int = 1, report: bool = True) -> dict
     """The whole benchmark run in this process (``sie bench``); finished steps are skipped."""
     run = resolve(cfg)
     start = time.perf_counter()
-    _log(f"run {run.run_id}: {run.dataset}, days {run.days[0]}..{run.last_day}, methods {run.methods}, "
-         f"baselines {run.baselines}, keep ratios {run.keep_ratios}, seeds {run.seeds}: "
-         f"{len(run.cells())} cells under {run.root}")
+    _log(
+        f"run {run.run_id}: {run.dataset}, days {run.days[0]}..{run.last_day}, methods {run.methods}, "
+        f"baselines {run.baselines}, keep ratios {run.keep_ratios}, seeds {run.seeds}: "
+        f"{len(run.cells())} cells under {run.root}"
+    )
     prepare(run)
     train(run)
     for method in run.methods:

@@ -12,9 +12,10 @@ the training dynamics), memory does not grow with the number of samples.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Iterator
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import torch
@@ -81,13 +82,13 @@ class ScoringContext:
     def from_training(
         cls,
         cfg: SieConfig,
-        result: "TrainResult",
+        result: TrainResult,
         train: SampleTensors,
         validation: SampleTensors,
         *,
         ds: str = "adhoc",
         seed: int | None = None,
-    ) -> "ScoringContext":
+    ) -> ScoringContext:
         """A context straight from :func:`sie.train.train_ranker` (no warehouse involved)."""
         device = next(result.model.parameters()).device
         return cls(
@@ -171,4 +172,3 @@ def require_validation(ctx: ScoringContext, method: str) -> None:
             f"{method} needs held-out validation clicks, but the context has none "
             "(the window's validation split is empty)"
         )
-

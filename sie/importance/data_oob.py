@@ -42,7 +42,10 @@ _POISSON_CDF = np.cumsum([math.exp(-1.0) / math.factorial(k) for k in range(12)]
 def poisson_weights(positions: np.ndarray, n_learners: int, seed: int) -> np.ndarray:
     """[len(positions), n_learners] Poisson(1) bootstrap weights, a pure function of (seed, position, learner)."""
     with np.errstate(over="ignore"):
-        x = positions.astype(np.uint64)[:, None] * np.uint64(n_learners) + np.arange(n_learners, dtype=np.uint64)[None, :]
+        x = (
+            positions.astype(np.uint64)[:, None] * np.uint64(n_learners)
+            + np.arange(n_learners, dtype=np.uint64)[None, :]
+        )
         x = x + np.uint64((seed * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF)
         # splitmix64 finaliser
         x = x + np.uint64(0x9E3779B97F4A7C15)
@@ -91,7 +94,9 @@ def data_oob_scores(ctx: ScoringContext) -> np.ndarray:
             w = torch.from_numpy(poisson_weights(np.arange(sl.start, sl.stop), n_learners, seed)).to(device)
             with torch.enable_grad():
                 logits = x @ weight.t() + bias  # [b, B]
-                loss = F.binary_cross_entropy_with_logits(logits, y[:, None].expand_as(logits), weight=w, reduction="sum")
+                loss = F.binary_cross_entropy_with_logits(
+                    logits, y[:, None].expand_as(logits), weight=w, reduction="sum"
+                )
                 loss = loss / w.sum(0).clamp(min=1.0).mean() + 1e-4 * weight.pow(2).sum()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()

@@ -32,8 +32,8 @@ interact in the forward pass (no batch norm, no in-batch negatives).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from functools import partial
-from typing import Sequence
 
 import torch
 from torch import nn
@@ -151,7 +151,7 @@ class LayerRecord:
             out = out + g.sum(1) @ gb
         return out
 
-    def project(self, proj: "LayerProjection") -> torch.Tensor:
+    def project(self, proj: LayerProjection) -> torch.Tensor:
         """[B, k] the projected per-sample gradient of this layer (bias kept exact)."""
         x, g = self.factors()
         if self.is_embedding:
@@ -214,7 +214,7 @@ class GhostCapture:
                 self.layers.append(LayerRecord(name, module))
         self._handles: list = []
 
-    def __enter__(self) -> "GhostCapture":
+    def __enter__(self) -> GhostCapture:
         for layer in self.layers:
             layer.reset()
             self._handles.append(layer.module.register_forward_hook(partial(_record, layer)))

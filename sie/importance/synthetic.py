@@ -45,7 +45,7 @@ def make_samples(
     item = zipf_ids((n, li))
     item[np.arange(li)[None, :] >= i_len[:, None]] = 0
     relevant = rng.random(n) < 0.3
-    item[relevant, : lq] = np.where(query[relevant] > 0, query[relevant], item[relevant, :lq])
+    item[relevant, :lq] = np.where(query[relevant] > 0, query[relevant], item[relevant, :lq])
 
     dense = rng.normal(size=(n, cfg.n_dense)).astype(np.float32)
     logit = -2.5 + 2.5 * relevant + 0.8 * dense[:, 0]

@@ -55,7 +55,9 @@ def checkpoint_epochs(n_checkpoints: int, k: int) -> list[int]:
     return [int(e) for e in picks]
 
 
-def mean_gradient(model: nn.Module, data: SampleTensors, device: torch.device, batch_size: int) -> dict[str, torch.Tensor]:
+def mean_gradient(
+    model: nn.Module, data: SampleTensors, device: torch.device, batch_size: int
+) -> dict[str, torch.Tensor]:
     """``{param name: (1/M) Σ_v ∇ℓ_v}`` over ``data``, streamed in batches."""
     params = {n: p for n, p in model.named_parameters() if p.requires_grad}
     total = {n: torch.zeros_like(p) for n, p in params.items()}
@@ -83,7 +85,11 @@ def tracin_scores(
     dim = icfg.tracin_projection_dim if projection_dim is None else projection_dim
     epochs = checkpoint_epochs(ctx.n_checkpoints, k)
     if len(epochs) < 3:
-        log.warning("TracIn over %d checkpoint(s) only (train.epochs=%d); 3 or more are recommended", len(epochs), ctx.n_checkpoints)
+        log.warning(
+            "TracIn over %d checkpoint(s) only (train.epochs=%d); 3 or more are recommended",
+            len(epochs),
+            ctx.n_checkpoints,
+        )
     if validation:
         require_validation(ctx, "tracin")
     n = len(ctx.train)
@@ -100,7 +106,9 @@ def tracin_scores(
             dtype = next(model.parameters()).dtype
             for layer in capture.layers:
                 if layer.name not in projections:
-                    projections[layer.name] = LayerProjection(tuple(layer.module.weight.shape), dim, gen, ctx.device, dtype)
+                    projections[layer.name] = LayerProjection(
+                        tuple(layer.module.weight.shape), dim, gen, ctx.device, dtype
+                    )
             g_proj = (
                 torch.cat([projections[layer.name].project_grad(layer, g_val) for layer in capture.layers])
                 if validation

@@ -57,7 +57,10 @@ def _write(df, staging: Path, table: str, rows: int, rows_per_file: int) -> None
 
 
 def _counts(df, *cols) -> dict[tuple, int]:
-    return {tuple(r[c] for c in cols): int(r["n"]) for r in df.groupBy(*cols).count().withColumnRenamed("count", "n").collect()}
+    return {
+        tuple(r[c] for c in cols): int(r["n"])
+        for r in df.groupBy(*cols).count().withColumnRenamed("count", "n").collect()
+    }
 
 
 def ingest_day(

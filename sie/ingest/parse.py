@@ -8,7 +8,7 @@ accepted record). The rules are in docs/INGEST.md.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sie.ingest import reasons as R
@@ -62,7 +62,7 @@ def list_raw_files(root: Path) -> list[Path]:
 
 def day_window(ds: str, lateness_hours: float) -> tuple[datetime, datetime]:
     """[start, end) of the event times accepted for ``ds``: the UTC day widened by the lateness."""
-    day = datetime.strptime(ds, "%Y-%m-%d").replace(tzinfo=timezone.utc)
+    day = datetime.strptime(ds, "%Y-%m-%d").replace(tzinfo=UTC)
     late = timedelta(hours=lateness_hours)
     return day - late, day + timedelta(days=1) + late
 
@@ -207,9 +207,7 @@ def classify(lines, ds: str, lateness_hours: float, prev_known=None, cached: lis
     )
     ts_raw = F.col("ts_raw")
     ms = ts_raw.try_cast("double")
-    ts_num = F.when(
-        ts_raw.rlike(_EPOCH) & (ms >= 0) & (ms < 1e14), F.timestamp_millis(F.floor(ms).cast("bigint"))
-    )
+    ts_num = F.when(ts_raw.rlike(_EPOCH) & (ms >= 0) & (ms < 1e14), F.timestamp_millis(F.floor(ms).cast("bigint")))
     ts_iso = F.when(ts_raw.rlike(_ISO_WITH_ZONE), ts_raw.try_cast("timestamp"))
     ordinal_d = F.col("ordinal_raw").try_cast("double")
     ordinal_ok = ordinal_d.isNotNull() & (ordinal_d >= 0) & (ordinal_d < 1e6) & (ordinal_d == F.floor(ordinal_d))
@@ -332,7 +330,8 @@ def classify(lines, ds: str, lateness_hours: float, prev_known=None, cached: lis
     hits = F.when(explained, F.coalesce(F.col("_hits"), F.lit(0))).otherwise(0)  # 0 = no bound
     reason2 = (
         F.when(
-            is_query & ~(F.col("query_text").eqNullSafe(F.col("_q_text")) & F.col("client_id").eqNullSafe(F.col("_q_client"))),
+            is_query
+            & ~(F.col("query_text").eqNullSafe(F.col("_q_text")) & F.col("client_id").eqNullSafe(F.col("_q_client"))),
             R.DUPLICATE_QUERY_ID,
         )
         .when(ranking & (position < 1), R.BAD_POSITION)
@@ -340,13 +339,25 @@ def classify(lines, ds: str, lateness_hours: float, prev_known=None, cached: lis
         .when(interaction & F.col("_known").isNull() & F.col("_prev").isNull(), R.UNKNOWN_QUERY_ID)
     )
     detail2 = (
-        F.when(F.col("_r2") == R.DUPLICATE_QUERY_ID, F.concat(F.lit("query_id="), F.col("query_id"), F.lit(" first seen as "), F.to_json(F.struct(F.col("_q_text").alias("user_query"), F.col("_q_client").alias("client_id")))))
+        F.when(
+            F.col("_r2") == R.DUPLICATE_QUERY_ID,
+            F.concat(
+                F.lit("query_id="),
+                F.col("query_id"),
+                F.lit(" first seen as "),
+                F.to_json(F.struct(F.col("_q_text").alias("user_query"), F.col("_q_client").alias("client_id"))),
+            ),
+        )
         .when(
             F.col("_r2") == R.BAD_POSITION,
             F.concat(
-                F.lit("ordinal="), F.col("ordinal_raw"),
-                F.lit(" ("), F.when(F.col("_zero_based"), "0-based").otherwise("1-based"),
-                F.lit(" producer, "), hits.cast("string"), F.lit(" hits)"),
+                F.lit("ordinal="),
+                F.col("ordinal_raw"),
+                F.lit(" ("),
+                F.when(F.col("_zero_based"), "0-based").otherwise("1-based"),
+                F.lit(" producer, "),
+                hits.cast("string"),
+                F.lit(" hits)"),
             ),
         )
         .when(F.col("_r2") == R.UNKNOWN_QUERY_ID, F.concat(F.lit("query_id="), F.col("query_id")))
@@ -374,6 +385,16 @@ def classify(lines, ds: str, lateness_hours: float, prev_known=None, cached: lis
     # the verbatim line is kept for quarantined records only (the others are parsed into columns)
     df = df.withColumn("dest", dest).withColumn("raw", F.when(F.col("dest") == "quarantine", F.col("raw")))
     return df.drop(
-        "is_object", "parse_reason", "dup_rank", "_r2", "_q_text", "_q_client", "_hits", "_imp_items", "_covered",
-        "_known", "_prev", "_zero_based",
+        "is_object",
+        "parse_reason",
+        "dup_rank",
+        "_r2",
+        "_q_text",
+        "_q_client",
+        "_hits",
+        "_imp_items",
+        "_covered",
+        "_known",
+        "_prev",
+        "_zero_based",
     )

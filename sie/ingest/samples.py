@@ -108,7 +108,11 @@ def build_samples(spark, cfg: SieConfig, wh: Warehouse, ds: str, events, queries
     req = req.withColumn("_sess_start", F.first("request_ts").over(in_session))
     req = req.withColumn(
         "session_id",
-        F.substring(F.sha2(F.concat_ws("|", F.col("_ck"), F.date_format("_sess_start", "yyyy-MM-dd'T'HH:mm:ss.SSSSSS")), 256), 1, 16),
+        F.substring(
+            F.sha2(F.concat_ws("|", F.col("_ck"), F.date_format("_sess_start", "yyyy-MM-dd'T'HH:mm:ss.SSSSSS")), 256),
+            1,
+            16,
+        ),
     ).withColumn("session_query_index", (F.row_number().over(in_session) - 1).cast("double"))
 
     # Suspected bots (per client and day): too many requests, or mostly near-zero-dwell clicks.
@@ -144,9 +148,7 @@ def build_samples(spark, cfg: SieConfig, wh: Warehouse, ds: str, events, queries
         item_stats = hist.groupBy("item_id").agg(
             F.count("*").alias("_h_impr"), F.sum("click").cast("double").alias("_h_clicks")
         )
-        prior = hist.agg(
-            F.coalesce(F.sum("click") / F.count("*"), F.lit(DEFAULT_CTR_PRIOR)).alias("_prior")
-        )
+        prior = hist.agg(F.coalesce(F.sum("click") / F.count("*"), F.lit(DEFAULT_CTR_PRIOR)).alias("_prior"))
         query_stats = hist.groupBy(F.lower(F.trim("query_text")).alias("_qnorm")).agg(
             F.countDistinct("query_id").alias("_h_qfreq")
         )

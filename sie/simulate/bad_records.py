@@ -35,7 +35,11 @@ from sie.simulate.world import WORLD_TAGS, World, _uuid
 KINDS: dict[str, tuple[str, ...]] = {
     "ubi_queries": ("broken_json", "missing_required", "wrong_type", "timestamp_out_of_range", "duplicate_id"),
     "ubi_events": (
-        "broken_json", "missing_required", "wrong_type", "impossible_position", "unknown_query_id",
+        "broken_json",
+        "missing_required",
+        "wrong_type",
+        "impossible_position",
+        "unknown_query_id",
         "timestamp_out_of_range",
     ),
 }
@@ -125,9 +129,7 @@ def inject_bad_records(
             prev = slot
             kind, line = bad[b]
             merged.append(line)
-            sidecar.append(
-                {"source": source, "file": FILE_NAME, "line_no": len(merged), "kind": kind, "raw": line}
-            )
+            sidecar.append({"source": source, "file": FILE_NAME, "line_no": len(merged), "kind": kind, "raw": line})
         merged.extend(lines[prev:])
         out[source] = merged
     return out["ubi_queries"], out["ubi_events"], sidecar

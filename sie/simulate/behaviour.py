@@ -37,7 +37,32 @@ BOT_SESSION_LEN = (15, 60)
 PREF_TOP_P = 0.5  # chance a fresh query comes from the user's preferred category
 REFINE_P = 0.5  # chance a later request in a session refines the first query's product type
 HOUR_WEIGHTS = np.array(
-    [1.0, 0.6, 0.4, 0.3, 0.3, 0.5, 1.0, 2.0, 3.0, 3.5, 4.0, 4.0, 4.2, 4.0, 3.8, 3.8, 4.0, 4.5, 5.0, 5.5, 5.5, 4.5, 3.0, 2.0]
+    [
+        1.0,
+        0.6,
+        0.4,
+        0.3,
+        0.3,
+        0.5,
+        1.0,
+        2.0,
+        3.0,
+        3.5,
+        4.0,
+        4.0,
+        4.2,
+        4.0,
+        3.8,
+        3.8,
+        4.0,
+        4.5,
+        5.0,
+        5.5,
+        5.5,
+        4.5,
+        3.0,
+        2.0,
+    ]
 )
 DAY_S = 86400.0
 
@@ -253,7 +278,9 @@ def simulate_traffic(world: World, cfg: SimulateConfig, ds: str) -> DayLog:
     # ---- timestamps -------------------------------------------------------------
     k0 = np.arange(K)[None, :]
     click_ts = req_ts[:, None] + np.where(
-        req_bot[:, None], 0.5 + 0.3 * k0 + g_time.uniform(0, 0.5, (R, K)), 2.0 + 1.5 * k0 + g_time.exponential(4.0, (R, K))
+        req_bot[:, None],
+        0.5 + 0.3 * k0 + g_time.uniform(0, 0.5, (R, K)),
+        2.0 + 1.5 * k0 + g_time.exponential(4.0, (R, K)),
     )
     cart_ts = click_ts + 0.8 * dwell
     purchase_ts = cart_ts + 20.0 + g_time.exponential(40.0, (R, K))
@@ -319,14 +346,33 @@ def simulate_traffic(world: World, cfg: SimulateConfig, ds: str) -> DayLog:
 
     nan = np.nan
     return DayLog(
-        ds=ds, K=K,
-        session_ids=session_ids, session_client=session_client, session_user_id=session_user_id,
+        ds=ds,
+        K=K,
+        session_ids=session_ids,
+        session_client=session_client,
+        session_user_id=session_user_id,
         session_bot=sess_bot,
-        query_ids=_hex_ids(g_ids, R, uuid=True), response_ids=_hex_ids(g_ids, R, uuid=True),
-        req_session=req_session, req_user=req_user, req_bot=req_bot, req_intent=intent,
-        req_index=req_index, req_ts=req_ts,
-        imp_item=imp_item, imp_grade=imp_grade, click=click, cart=cart, purchase=purchase,
-        click_ts=np.where(click, click_ts, nan), cart_ts=np.where(cart, cart_ts, nan),
-        purchase_ts=np.where(purchase, purchase_ts, nan), dwell=np.where(click, dwell, nan), noise=noise,
-        ev_req=ev_flat // K, ev_pos=ev_flat % K, ev_action=ev_action, ev_ts=ev_ts, ev_copy=ev_copy,
+        query_ids=_hex_ids(g_ids, R, uuid=True),
+        response_ids=_hex_ids(g_ids, R, uuid=True),
+        req_session=req_session,
+        req_user=req_user,
+        req_bot=req_bot,
+        req_intent=intent,
+        req_index=req_index,
+        req_ts=req_ts,
+        imp_item=imp_item,
+        imp_grade=imp_grade,
+        click=click,
+        cart=cart,
+        purchase=purchase,
+        click_ts=np.where(click, click_ts, nan),
+        cart_ts=np.where(cart, cart_ts, nan),
+        purchase_ts=np.where(purchase, purchase_ts, nan),
+        dwell=np.where(click, dwell, nan),
+        noise=noise,
+        ev_req=ev_flat // K,
+        ev_pos=ev_flat % K,
+        ev_action=ev_action,
+        ev_ts=ev_ts,
+        ev_copy=ev_copy,
     )

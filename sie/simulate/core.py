@@ -15,9 +15,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sie.config import SieConfig
+from sie.simulate import ubi
 from sie.simulate.behaviour import LABEL_NOISE, NOISE_CODE, NOISE_TYPES, DayLog, simulate_traffic
 from sie.simulate.world import World, get_world
-from sie.simulate import ubi
 from sie.store import Warehouse
 
 QUERIES_FILE = "part-00000.ndjson.gz"

@@ -53,9 +53,7 @@ def world_stats(world: World, log: DayLog, cfg: SimulateConfig | None = None) ->
         "ctr": _r(n_clicks / (R * K)),
         "purchases_per_request_humans": _r(log.purchase[hum].sum() / max(1, hum.sum())),
         "traffic_share_by_tier": {t: _r(np.mean(req_tier == t)) for t in ("head", "torso", "tail")},
-        "true_grade_share_of_impressions": {
-            str(g): _r(np.mean(log.imp_grade == g)) for g in range(4)
-        },
+        "true_grade_share_of_impressions": {str(g): _r(np.mean(log.imp_grade == g)) for g in range(4)},
         "noise_share_of_samples": {n: _r(np.mean(log.noise == NOISE_CODE[n])) for n in NOISE_TYPES},
         "noise_realised": {
             "bot_share_of_requests": _r(log.req_bot.mean()),

@@ -21,7 +21,12 @@ from sie.simulate.behaviour import ACTIONS, DayLog
 from sie.simulate.world import World
 
 APPLICATION = "sie-sim"
-MESSAGE_TYPES = {"impression": "INTERACTION", "click": "INTERACTION", "add_to_cart": "CONVERSION", "purchase": "CONVERSION"}
+MESSAGE_TYPES = {
+    "impression": "INTERACTION",
+    "click": "INTERACTION",
+    "add_to_cart": "CONVERSION",
+    "purchase": "CONVERSION",
+}
 
 
 def _s(x: str) -> pa.Scalar:
@@ -61,14 +66,23 @@ def query_lines(world: World, log: DayLog) -> pa.Array:
     hits = _strings(world.item_ids).take(pa.array(log.imp_item[order].ravel()))
     hit_lists = pa.ListArray.from_arrays(pa.array(np.arange(0, len(hits) + 1, log.K, dtype=np.int32)), hits)
     return _join(
-        '{"query_id":"', _strings(log.query_ids[order]),
-        '","user_query":', uq,
-        ',"timestamp":"', iso_timestamps(log.ds, log.req_ts[order]),
-        '","client_id":"', _strings(log.session_client[sess]),
-        '","application":"' + APPLICATION + '","query_response_id":"', _strings(log.response_ids[order]),
-        '","query_response_hit_ids":["', pc.binary_join(hit_lists, _s('","')),
-        '"],"object_id_field":"item_id","query_attributes":{"session_id":"', _strings(log.session_ids[sess]),
-        '"', _user_part(log).take(pa.array(sess)), "}}\n",
+        '{"query_id":"',
+        _strings(log.query_ids[order]),
+        '","user_query":',
+        uq,
+        ',"timestamp":"',
+        iso_timestamps(log.ds, log.req_ts[order]),
+        '","client_id":"',
+        _strings(log.session_client[sess]),
+        '","application":"' + APPLICATION + '","query_response_id":"',
+        _strings(log.response_ids[order]),
+        '","query_response_hit_ids":["',
+        pc.binary_join(hit_lists, _s('","')),
+        '"],"object_id_field":"item_id","query_attributes":{"session_id":"',
+        _strings(log.session_ids[sess]),
+        '"',
+        _user_part(log).take(pa.array(sess)),
+        "}}\n",
     )
 
 
@@ -82,17 +96,27 @@ def event_lines(world: World, log: DayLog) -> pa.Array:
     dwell_s = pc.cast(pc.round(pa.array(dwell, from_pandas=True), 3), pa.string())
     extra = pc.fill_null(_join(',"dwell_time":', dwell_s), _s(""))
     return _join(
-        '{"action_name":"', _strings(ACTIONS).take(act),
-        '","application":"' + APPLICATION + '","query_id":"', _strings(log.query_ids).take(req),
-        '","client_id":"', _strings(log.session_client).take(sess),
-        '","session_id":"', _strings(log.session_ids).take(sess),
-        '"', _user_part(log).take(sess),
-        ',"timestamp":"', iso_timestamps(log.ds, log.ev_ts),
-        '","message_type":"', _strings([MESSAGE_TYPES[a] for a in ACTIONS]).take(act),
+        '{"action_name":"',
+        _strings(ACTIONS).take(act),
+        '","application":"' + APPLICATION + '","query_id":"',
+        _strings(log.query_ids).take(req),
+        '","client_id":"',
+        _strings(log.session_client).take(sess),
+        '","session_id":"',
+        _strings(log.session_ids).take(sess),
+        '"',
+        _user_part(log).take(sess),
+        ',"timestamp":"',
+        iso_timestamps(log.ds, log.ev_ts),
+        '","message_type":"',
+        _strings([MESSAGE_TYPES[a] for a in ACTIONS]).take(act),
         '","event_attributes":{"object":{"object_id":"',
         _strings(world.item_ids).take(pa.array(log.imp_item[log.ev_req, log.ev_pos])),
-        '","object_id_field":"item_id"},"position":{"ordinal":', pc.cast(pa.array(log.ev_pos + 1), pa.string()),
-        "}", extra, "}}\n",
+        '","object_id_field":"item_id"},"position":{"ordinal":',
+        pc.cast(pa.array(log.ev_pos + 1), pa.string()),
+        "}",
+        extra,
+        "}}\n",
     )
 
 

@@ -137,8 +137,16 @@ def world_key(cfg: SimulateConfig) -> tuple:
         raise ValueError(f"unknown simulate.world {cfg.world!r}; known: {sorted(WORLD_TAGS)}")
     esci = str(resolve_esci_dir(cfg)) if cfg.world == "esci" else ""
     return (
-        cfg.world, cfg.seed, cfg.n_items, cfg.n_users, cfg.n_intents, cfg.candidates_per_query,
-        cfg.holdout_fraction, cfg.zipf_exponent, cfg.clickbait_item_rate, esci,
+        cfg.world,
+        cfg.seed,
+        cfg.n_items,
+        cfg.n_users,
+        cfg.n_intents,
+        cfg.candidates_per_query,
+        cfg.holdout_fraction,
+        cfg.zipf_exponent,
+        cfg.clickbait_item_rate,
+        esci,
     )
 
 
@@ -332,9 +340,27 @@ def build_synthetic_world(cfg: SimulateConfig) -> World:
     n_hold = int(round(cfg.holdout_fraction * n_int))
     holdout_mask[world_rng(cfg, 2).permutation(n_int)[:n_hold]] = True
     world = _finish(
-        cfg, "synthetic", item_ids, titles, item_top, item_brand, price, price_z, quality, popularity,
-        catalog, tops, brands, intent_text, intent_kind, intent_top, intent_group,
-        cand_items, cand_grade, cand_base, holdout_mask,
+        cfg,
+        "synthetic",
+        item_ids,
+        titles,
+        item_top,
+        item_brand,
+        price,
+        price_z,
+        quality,
+        popularity,
+        catalog,
+        tops,
+        brands,
+        intent_text,
+        intent_kind,
+        intent_top,
+        intent_group,
+        cand_items,
+        cand_grade,
+        cand_base,
+        holdout_mask,
     )
     world.meta["holdout_split"] = f"seeded random {cfg.holdout_fraction:.0%} of intents (world seed {cfg.seed})"
     return world
@@ -494,9 +520,28 @@ def build_esci_world(cfg: SimulateConfig) -> World:
     )
     holdout_mask = np.array([q in held for q in queries])
     world = _finish(
-        cfg, "esci", item_ids, titles, item_top, item_brand, price, price_z, quality, popularity,
-        catalog, tops, brands, queries, ["esci"] * n_int, intent_top, np.arange(n_int, dtype=np.int32),
-        cand_items, cand_grade, cand_base, holdout_mask, real_judgments=judgments,
+        cfg,
+        "esci",
+        item_ids,
+        titles,
+        item_top,
+        item_brand,
+        price,
+        price_z,
+        quality,
+        popularity,
+        catalog,
+        tops,
+        brands,
+        queries,
+        ["esci"] * n_int,
+        intent_top,
+        np.arange(n_int, dtype=np.int32),
+        cand_items,
+        cand_grade,
+        cand_base,
+        holdout_mask,
+        real_judgments=judgments,
     )
     world.meta["holdout_split"] = (
         f"{len(held)} of {n_int} ESCI queries: the {cfg.holdout_fraction:.0%} with the smallest "
@@ -508,9 +553,28 @@ def build_esci_world(cfg: SimulateConfig) -> World:
 
 # ---------------------------------------------------------------------------------
 def _finish(
-    cfg, name, item_ids, titles, item_top, item_brand, price, price_z, quality, popularity,
-    catalog, tops, brands, intent_text, intent_kind, intent_top, intent_group,
-    cand_items, cand_grade, cand_base, holdout_mask, real_judgments=None,
+    cfg,
+    name,
+    item_ids,
+    titles,
+    item_top,
+    item_brand,
+    price,
+    price_z,
+    quality,
+    popularity,
+    catalog,
+    tops,
+    brands,
+    intent_text,
+    intent_kind,
+    intent_top,
+    intent_group,
+    cand_items,
+    cand_grade,
+    cand_base,
+    holdout_mask,
+    real_judgments=None,
 ) -> World:
     """Clickbait items, traffic popularity, the holdout table and the users."""
     rng = world_rng(cfg, 3)
@@ -567,15 +631,40 @@ def _finish(
     user_ids = [str(1_000_000 + u * 7 + 3) for u in range(n_users)]
 
     return World(
-        name=name, item_ids=item_ids, titles=titles, item_top=item_top, item_brand=item_brand,
-        price=price, price_z=price_z, quality=quality, popularity=popularity, clickbait=clickbait,
-        catalog=catalog, tops=tops, brands=brands, intent_text=list(intent_text), intent_kind=list(intent_kind),
-        intent_top=np.asarray(intent_top, np.int32), intent_group=np.asarray(intent_group, np.int32),
-        cand_items=cand_items, cand_grade=cand_grade, cand_base=cand_base, holdout_mask=holdout_mask,
-        traffic_intents=traffic, traffic_probs=probs, holdout=holdout,
-        user_segment=seg, user_price_sens=price_sens, user_brand_w=brand_w, user_click_bias=click_bias,
-        user_fav_brands=fav, user_pref_top=pref_top, user_activity=activity, user_anonymous=anonymous,
-        user_client=clients, user_ids=user_ids,
+        name=name,
+        item_ids=item_ids,
+        titles=titles,
+        item_top=item_top,
+        item_brand=item_brand,
+        price=price,
+        price_z=price_z,
+        quality=quality,
+        popularity=popularity,
+        clickbait=clickbait,
+        catalog=catalog,
+        tops=tops,
+        brands=brands,
+        intent_text=list(intent_text),
+        intent_kind=list(intent_kind),
+        intent_top=np.asarray(intent_top, np.int32),
+        intent_group=np.asarray(intent_group, np.int32),
+        cand_items=cand_items,
+        cand_grade=cand_grade,
+        cand_base=cand_base,
+        holdout_mask=holdout_mask,
+        traffic_intents=traffic,
+        traffic_probs=probs,
+        holdout=holdout,
+        user_segment=seg,
+        user_price_sens=price_sens,
+        user_brand_w=brand_w,
+        user_click_bias=click_bias,
+        user_fav_brands=fav,
+        user_pref_top=pref_top,
+        user_activity=activity,
+        user_anonymous=anonymous,
+        user_client=clients,
+        user_ids=user_ids,
     )
 
 

@@ -82,7 +82,9 @@ def run_checks(cfg: SieConfig, ds: str, suite: str, df: pd.DataFrame):
     return context, result, checks
 
 
-def validate(cfg: SieConfig, ds: str, suite: str, *, raise_on_failure: bool = True, df: pd.DataFrame | None = None) -> dict[str, Any]:
+def validate(
+    cfg: SieConfig, ds: str, suite: str, *, raise_on_failure: bool = True, df: pd.DataFrame | None = None
+) -> dict[str, Any]:
     """Validate the published ``ds`` data with ``suite`` (raw_events | samples | importance_scores).
 
     Stores ``result.json`` (and Data Docs HTML) under ``Warehouse.validation_dir(suite, ds)``.

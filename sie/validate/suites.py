@@ -12,8 +12,9 @@ sample_id formula, timestamps in the day window) are expressed on derived column
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -52,7 +53,9 @@ class Check:
 def canonical(suite: str) -> str:
     suite = ALIASES.get(suite, suite)
     if suite not in SUITE_TABLES:
-        raise ValueError(f"unknown validation suite {suite!r}; known: {sorted(SUITE_TABLES)} (aliases {sorted(ALIASES)})")
+        raise ValueError(
+            f"unknown validation suite {suite!r}; known: {sorted(SUITE_TABLES)} (aliases {sorted(ALIASES)})"
+        )
     return suite
 
 
@@ -108,7 +111,10 @@ def raw_events_checks(cfg: SieConfig, ds: str) -> list[Check]:
         _rows(cfg),
         _columns(EVENTS),
         *_types(EVENTS, ["event_id", "action_name", "event_ts", "position", "dwell_time"]),
-        *[Check("ExpectColumnValuesToNotBeNull", {"column": c}, why="required") for c in ("event_id", "action_name", "event_ts", "run_id")],
+        *[
+            Check("ExpectColumnValuesToNotBeNull", {"column": c}, why="required")
+            for c in ("event_id", "action_name", "event_ts", "run_id")
+        ],
         *[
             Check("ExpectColumnValuesToNotBeNull", {"column": f"_ranking_{c}"}, why=f"ranking events carry {c}")
             for c in ("query_id", "client_id", "item_id", "position")
@@ -117,7 +123,12 @@ def raw_events_checks(cfg: SieConfig, ds: str) -> list[Check]:
         Check("ExpectColumnValuesToBeBetween", {"column": "position", "min_value": 1}, why="positions are 1-based"),
         Check(
             "ExpectColumnValuesToBeBetween",
-            {"column": "_event_epoch_s", "min_value": start.timestamp(), "max_value": end.timestamp(), "strict_max": True},
+            {
+                "column": "_event_epoch_s",
+                "min_value": start.timestamp(),
+                "max_value": end.timestamp(),
+                "strict_max": True,
+            },
             why=f"event time within the ds window +- lateness [{start.isoformat()}, {end.isoformat()})",
         ),
         Check(
@@ -125,8 +136,15 @@ def raw_events_checks(cfg: SieConfig, ds: str) -> list[Check]:
             {"column": "_click_has_impression", "value_set": [1], "mostly": cfg.validate.min_click_impression_share},
             why="a click (add_to_cart, purchase) implies an impression of the same item for the same query",
         ),
-        Check("ExpectColumnValuesToBeBetween", {"column": "dwell_time", "min_value": 0}, WARNING, "dwell is a duration"),
-        Check("ExpectColumnValuesToMatchRegex", {"column": "action_name", "regex": r"^[a-z0-9_]+$"}, WARNING, "action names are identifiers"),
+        Check(
+            "ExpectColumnValuesToBeBetween", {"column": "dwell_time", "min_value": 0}, WARNING, "dwell is a duration"
+        ),
+        Check(
+            "ExpectColumnValuesToMatchRegex",
+            {"column": "action_name", "regex": r"^[a-z0-9_]+$"},
+            WARNING,
+            "action names are identifiers",
+        ),
     ]
 
 
@@ -138,14 +156,30 @@ def samples_checks(cfg: SieConfig, ds: str) -> list[Check]:
     return [
         _rows(cfg),
         _columns(SAMPLES),
-        *_types(SAMPLES, ["sample_id", "query_text", "item_id", "position", "click", "label", "request_ts", *DENSE_FEATURES]),
-        *[Check("ExpectColumnValuesToNotBeNull", {"column": c}, why="required") for c in required + labels + list(DENSE_FEATURES)],
+        *_types(
+            SAMPLES, ["sample_id", "query_text", "item_id", "position", "click", "label", "request_ts", *DENSE_FEATURES]
+        ),
+        *[
+            Check("ExpectColumnValuesToNotBeNull", {"column": c}, why="required")
+            for c in required + labels + list(DENSE_FEATURES)
+        ],
         Check("ExpectColumnValuesToBeUnique", {"column": "sample_id"}, why="one sample per (query_id, item_id)"),
-        Check("ExpectColumnPairValuesToBeEqual", {"column_A": "sample_id", "column_B": "_expected_sample_id"}, why="sample_id = sha256(query_id|item_id)[:16]"),
+        Check(
+            "ExpectColumnPairValuesToBeEqual",
+            {"column_A": "sample_id", "column_B": "_expected_sample_id"},
+            why="sample_id = sha256(query_id|item_id)[:16]",
+        ),
         Check("ExpectColumnValuesToBeBetween", {"column": "position", "min_value": 1}, why="positions are 1-based"),
-        *[Check("ExpectColumnValuesToBeInSet", {"column": c, "value_set": [0, 1]}, why="binary label") for c in ("click", "add_to_cart", "purchase", "suspected_bot")],
+        *[
+            Check("ExpectColumnValuesToBeInSet", {"column": c, "value_set": [0, 1]}, why="binary label")
+            for c in ("click", "add_to_cart", "purchase", "suspected_bot")
+        ],
         Check("ExpectColumnValuesToBeInSet", {"column": "label", "value_set": [0, 1, 2, 3]}, why="graded label"),
-        Check("ExpectColumnPairValuesToBeEqual", {"column_A": "label", "column_B": "_expected_label"}, why="label = highest grade reached"),
+        Check(
+            "ExpectColumnPairValuesToBeEqual",
+            {"column_A": "label", "column_B": "_expected_label"},
+            why="label = highest grade reached",
+        ),
         Check(
             "ExpectColumnPairValuesAToBeGreaterThanB",
             {"column_A": "_impression", "column_B": "click", "or_equal": True},
@@ -153,15 +187,46 @@ def samples_checks(cfg: SieConfig, ds: str) -> list[Check]:
         ),
         Check(
             "ExpectColumnValuesToBeBetween",
-            {"column": "_request_epoch_s", "min_value": start.timestamp(), "max_value": end.timestamp(), "strict_max": True},
+            {
+                "column": "_request_epoch_s",
+                "min_value": start.timestamp(),
+                "max_value": end.timestamp(),
+                "strict_max": True,
+            },
             why="request time within the ds window +- lateness",
         ),
-        Check("ExpectColumnMeanToBeBetween", {"column": "click", "min_value": v.min_ctr, "max_value": v.max_ctr}, why="CTR within configured bounds"),
-        Check("ExpectColumnMeanToBeBetween", {"column": "suspected_bot", "min_value": 0.0, "max_value": v.max_bot_share}, why="suspected-bot share within bounds"),
-        Check("ExpectColumnValuesToBeBetween", {"column": "item_prior_ctr", "min_value": 0.0, "max_value": 1.0}, why="a rate"),
-        *[Check("ExpectColumnValuesToBeBetween", {"column": c, "min_value": 0.0, "max_value": 1e6}, why="finite, non-negative") for c in ("item_log_impressions", "query_log_freq", "session_query_index")],
-        Check("ExpectColumnValuesToBeBetween", {"column": "dwell_time", "min_value": 0}, WARNING, "dwell is a duration"),
-        Check("ExpectColumnValueLengthsToBeBetween", {"column": "query_text", "min_value": 1}, WARNING, "non-empty query text"),
+        Check(
+            "ExpectColumnMeanToBeBetween",
+            {"column": "click", "min_value": v.min_ctr, "max_value": v.max_ctr},
+            why="CTR within configured bounds",
+        ),
+        Check(
+            "ExpectColumnMeanToBeBetween",
+            {"column": "suspected_bot", "min_value": 0.0, "max_value": v.max_bot_share},
+            why="suspected-bot share within bounds",
+        ),
+        Check(
+            "ExpectColumnValuesToBeBetween",
+            {"column": "item_prior_ctr", "min_value": 0.0, "max_value": 1.0},
+            why="a rate",
+        ),
+        *[
+            Check(
+                "ExpectColumnValuesToBeBetween",
+                {"column": c, "min_value": 0.0, "max_value": 1e6},
+                why="finite, non-negative",
+            )
+            for c in ("item_log_impressions", "query_log_freq", "session_query_index")
+        ],
+        Check(
+            "ExpectColumnValuesToBeBetween", {"column": "dwell_time", "min_value": 0}, WARNING, "dwell is a duration"
+        ),
+        Check(
+            "ExpectColumnValueLengthsToBeBetween",
+            {"column": "query_text", "min_value": 1},
+            WARNING,
+            "non-empty query text",
+        ),
     ]
 
 
@@ -174,7 +239,11 @@ def importance_checks(cfg: SieConfig, ds: str) -> list[Check]:
         Check("ExpectColumnValuesToNotBeNull", {"column": "method"}, why="required"),
         Check("ExpectColumnValuesToNotBeNull", {"column": "score"}, why="NaN scores are nulls here"),
         Check("ExpectColumnValuesToBeInSet", {"column": "_score_finite", "value_set": [1]}, why="score is finite"),
-        Check("ExpectCompoundColumnsToBeUnique", {"column_list": ["sample_id", "method"]}, why="one score per (sample_id, method)"),
+        Check(
+            "ExpectCompoundColumnsToBeUnique",
+            {"column_list": ["sample_id", "method"]},
+            why="one score per (sample_id, method)",
+        ),
         Check("ExpectColumnValuesToNotBeNull", {"column": "model_version"}, WARNING, "lineage"),
         Check("ExpectColumnValuesToNotBeNull", {"column": "sample_ds"}, WARNING, "lineage"),
     ]
@@ -201,12 +270,19 @@ def prepare(suite: str, df: pd.DataFrame) -> pd.DataFrame:
         for c in ("query_id", "client_id", "item_id", "position"):
             df[f"_ranking_{c}"] = df[c].where(ranking, "n/a").astype(object)
         df["_event_epoch_s"] = _epoch_s(df["event_ts"]) if len(df) else pd.Series(dtype=float)
-        imp = set(zip(df.loc[df["action_name"] == "impression", "query_id"], df.loc[df["action_name"] == "impression", "item_id"]))
+        imp = set(
+            zip(
+                df.loc[df["action_name"] == "impression", "query_id"],
+                df.loc[df["action_name"] == "impression", "item_id"],
+            )
+        )
         inter = df["action_name"].isin(INTERACTIONS)
         has = [1 if (q, i) in imp else 0 for q, i in zip(df["query_id"], df["item_id"])]
         df["_click_has_impression"] = pd.Series(has, index=df.index, dtype=float).where(inter)
     elif suite == "samples":
-        df["_expected_sample_id"] = [hashlib.sha256(f"{q}|{i}".encode()).hexdigest()[:16] for q, i in zip(df["query_id"], df["item_id"])]
+        df["_expected_sample_id"] = [
+            hashlib.sha256(f"{q}|{i}".encode()).hexdigest()[:16] for q, i in zip(df["query_id"], df["item_id"])
+        ]
         grade = np.select([df["purchase"] == 1, df["add_to_cart"] == 1, df["click"] == 1], [3, 2, 1], 0)
         df["_expected_label"] = grade.astype("int64")
         df["label"] = df["label"].astype("int64")
