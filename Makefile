@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 DAYS   ?= 3
 START  ?= 2026-11-18
 
-.PHONY: setup demo test test-fast lint clean
+.PHONY: setup demo test test-fast lint format clean
 
 setup: $(VENV)/.installed
 
@@ -20,7 +20,17 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 demo: setup
 	$(BIN)/sie demo --start $(START) --days $(DAYS) --output demo_output
 
-test: setup
+# formatting, lint rules and the layer contract (docs/ARCHITECTURE.md)
+lint: setup
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: lint
 	$(BIN)/python -m pytest -q
 
 test-fast: setup

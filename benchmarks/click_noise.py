@@ -21,8 +21,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sie.config import SieConfig, overrides_from_pairs  # noqa: E402
-from sie.simulate.core import day_range, oracle_table, run_day  # noqa: E402
+from sie.config import load_config  # noqa: E402
+from sie.ds import Ds  # noqa: E402
+from sie.simulate.core import oracle_table, simulate_day_with_arrays  # noqa: E402
 
 BENCH_KNOBS = [
     "simulate.requests_per_day=3000",
@@ -37,10 +38,10 @@ def world_click_noise(world: str, start: str, days: int, overrides: list[str]) -
     import pandas as pd
 
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = SieConfig.load(overrides_from_pairs([f"simulate.world={world}", *overrides], {"warehouse": tmp}))
+        cfg = load_config(pairs=[f"simulate.world={world}", *overrides], warehouse=tmp)
         frames = []
-        for ds in day_range(start, days):
-            _, w, log = run_day(cfg, ds)
+        for ds in Ds.span(start, days):
+            _, w, log = simulate_day_with_arrays(cfg, ds)
             frames.append(oracle_table(w, log).to_pandas())
     t = pd.concat(frames, ignore_index=True)
     clicked = t["label"] >= 1

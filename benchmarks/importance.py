@@ -43,13 +43,13 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from sie.config import SieConfig  # noqa: E402
-from sie.features import SampleTensors  # noqa: E402
+from sie.dev.synthetic import make_samples  # noqa: E402
 from sie.importance import REGISTRY, ScoringContext, get_estimator  # noqa: E402
 from sie.importance.base import batches  # noqa: E402
 from sie.importance.grad_norm import ghost_grad_norms, vmap_grad_norms  # noqa: E402
-from sie.importance.synthetic import make_samples  # noqa: E402
-from sie.models import NeuralRanker, resolve_device  # noqa: E402
-from sie.train import train_ranker  # noqa: E402
+from sie.model.features import SampleTensors  # noqa: E402
+from sie.model.ranker import NeuralRanker, resolve_device  # noqa: E402
+from sie.model.training import train_ranker  # noqa: E402
 
 
 def _sync(device: torch.device) -> None:

@@ -22,7 +22,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sie.bench.metrics import ranking_metrics, ranking_metrics_per_query  # noqa: E402
+from sie.selection.metrics import ranking_metrics, ranking_metrics_per_query  # noqa: E402
 
 
 def holdout(sizes: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

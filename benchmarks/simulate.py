@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sie.config import SieConfig  # noqa: E402
-from sie.simulate.core import run_day  # noqa: E402
+from sie.simulate.core import simulate_day_with_arrays  # noqa: E402
 from sie.simulate.stats import markdown_table, world_stats  # noqa: E402
 from sie.simulate.world import get_world, resolve_esci_dir  # noqa: E402
 
@@ -66,7 +66,7 @@ def bench_world(name: str, impressions: int | None, k: int, root: Path) -> dict:
     world_s = time.perf_counter() - t0
     timings: dict[str, float] = {}
     t0, c0 = time.perf_counter(), time.process_time()
-    summary, world, log = run_day(cfg, DS, timings)
+    summary, world, log = simulate_day_with_arrays(cfg, DS, timings)
     day_s, day_cpu = time.perf_counter() - t0, time.process_time() - c0
     stats = world_stats(world, log, cfg.simulate)
     sizes = {k2: Path(p).stat().st_size for k2, p in summary["paths"].items()}

@@ -19,7 +19,7 @@ Params: `dataset`, `days`, `start`, `methods`, `keep_ratios`, `seeds`, `baseline
 `run_id`, `model` (the ranker: `sie.config.TrainConfig` overrides such as
 `{"epochs": 4, "hidden_dim": 64}`), and `config` (nested overrides of
 `sie.config.SieConfig`, e.g. the world: `{"simulate": {"bot_rate": 0.15}}`).
-Defaults come from `sie.config.BenchConfig`. See docs/BENCHMARKS.md.
+Defaults come from `sie.config.BenchConfig` (the grid: `bench.grid`). See docs/BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ from airflow.sdk import Param, dag, task
         "methods": Param(
             None,
             type=["null", "array", "string"],
-            description="Importance methods (default: bench.methods, else importance.methods).",
+            description="Importance methods (default: bench.grid.methods, else importance.methods).",
         ),
         "keep_ratios": Param(
             None, type=["null", "array", "string"], description="Keep ratios in (0, 1]; 1.0 is the full-data baseline."
@@ -78,12 +78,9 @@ from airflow.sdk import Param, dag, task
 def sie_benchmark():
     @task
     def plan(params=None) -> dict:
-        from sie.bench import runner
+        from sie.bench import params_run
 
-        run = runner.resolve(runner.config_from_params(params))
-        out = run.plan()
-        print(f"[sie] bench plan {out['run_id']}: {len(out['cells'])} cells, methods {out['methods']}", flush=True)
-        return out
+        return params_run(params).plan()
 
     @task
     def list_methods(planned: dict) -> list[str]:
@@ -95,42 +92,42 @@ def sie_benchmark():
 
     @task
     def prepare(bench_run: str, params=None) -> dict:
-        from sie.bench import runner
+        from sie.bench import params_run, runner
 
-        return runner.prepare(runner.resolve(runner.config_from_params(params)))
+        return runner.prepare(params_run(params))
 
     @task
     def train(bench_run: str, params=None) -> dict:
-        from sie.bench import runner
+        from sie.bench import params_run, runner
 
-        meta = runner.train(runner.resolve(runner.config_from_params(params)))
+        meta = runner.train(params_run(params))
         return {k: meta[k] for k in ("n_train", "n_validation", "train_seconds", "epochs") if k in meta}
 
     @task(max_active_tis_per_dagrun=2)
     def score(method: str, params=None) -> dict:
-        from sie.bench import runner
+        from sie.bench import params_run, runner
 
-        return runner.score(runner.resolve(runner.config_from_params(params)), method)
+        return runner.score(params_run(params), method)
 
     @task(max_active_tis_per_dagrun=4)
     def cell(cell: dict, params=None) -> dict:
-        from sie.bench import runner
+        from sie.bench import params_run, runner
+        from sie.selection.grid import Cell
 
-        run = runner.resolve(runner.config_from_params(params))
-        return runner.run_cell(run, cell["method"], float(cell["keep_ratio"]), int(cell["seed"]))
+        return runner.run_cell(params_run(params), Cell(**cell))
 
     @task
     def publish(bench_run: str, params=None) -> dict:
-        from sie.bench import runner
+        from sie.bench import params_run, runner
 
-        return runner.assemble(runner.resolve(runner.config_from_params(params)))
+        return runner.assemble(params_run(params))
 
     @task
     def report(bench_run: str, params=None) -> str:
-        from sie.bench import runner
+        from sie.bench import params_config
         from sie.bench.report import build_report
 
-        return str(build_report(runner.config_from_params(params), bench_run))
+        return str(build_report(params_config(params), bench_run))
 
     @task
     def run_id_of(planned: dict) -> str:

@@ -10,7 +10,7 @@ simulate (default set-up only) → ingest (Spark) → validate raw events and sa
 validate the scores (Great Expectations) → retrain + evaluate on the judged holdout →
 report.
 
-Every task only calls `sie.pipeline`; all logic lives in the `sie` package.
+Every task only calls `sie.steps.daily`; all logic lives in the `sie` package.
 Params: `ds` (day to process), `methods` (importance methods, default from config),
 `config` (nested overrides of `sie.config.SieConfig`, e.g. `{"train": {"epochs": 2}}`).
 """
@@ -47,63 +47,63 @@ from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 def sie_daily():
     @task
     def resolve_ds(params=None, data_interval_start=None) -> str:
-        from sie.pipeline import resolve_ds as resolve
+        from sie.steps import daily
 
-        return resolve((params or {}).get("ds"), data_interval_start)
+        return daily.resolve_day(params, data_interval_start)
 
     @task
     def simulate(day: str, params=None) -> dict:
-        from sie import pipeline
+        from sie.steps import daily, params_config
 
-        return pipeline.simulate(pipeline.config_from_params(params), day)
+        return daily.simulate(params_config(params), day)
 
     @task
     def ingest(day: str, params=None) -> dict:
-        from sie import pipeline
+        from sie.steps import daily, params_config
 
-        return pipeline.ingest(pipeline.config_from_params(params), day)
+        return daily.ingest(params_config(params), day)
 
     @task
     def validate(day: str, params=None) -> dict:
-        from sie import pipeline
+        from sie.steps import daily, params_config
 
-        return pipeline.validate(pipeline.config_from_params(params), day)
+        return daily.validate(params_config(params), day)
 
     @task
     def train(day: str, params=None) -> dict:
-        from sie import pipeline
+        from sie.steps import daily, params_config
 
-        return pipeline.train(pipeline.config_from_params(params), day)
+        return daily.train(params_config(params), day)
 
     @task
     def list_methods(params=None) -> list[str]:
-        from sie import pipeline
+        from sie.steps import params_config
 
-        return pipeline.config_from_params(params).importance.methods
+        return params_config(params).importance.methods
 
     @task
     def score(method: str, day: str, params=None) -> dict:
-        from sie import pipeline
+        from sie.steps import daily, params_config
 
-        return pipeline.score(pipeline.config_from_params(params), day, method)
+        return daily.score(params_config(params), day, method)
 
     @task
     def validate_scores(day: str, params=None) -> dict:
-        from sie import pipeline
+        from sie.steps import daily, params_config
 
-        return pipeline.validate(pipeline.config_from_params(params), day, "importance_scores")
+        return daily.validate(params_config(params), day, "importance_scores")
 
     @task
     def evaluate(day: str, params=None) -> dict:
-        from sie import pipeline
+        from sie.steps import daily, params_config
 
-        return pipeline.evaluate(pipeline.config_from_params(params), day)
+        return daily.evaluate(params_config(params), day)
 
     @task
     def report(day: str, params=None) -> str:
-        from sie import pipeline
+        from sie.steps import daily, params_config
 
-        return pipeline.report(pipeline.config_from_params(params), day)
+        return daily.report(params_config(params), day)
 
     # `day` (not `ds`, which is an Airflow context variable) is the processing day
     day = resolve_ds()

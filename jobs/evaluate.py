@@ -3,14 +3,10 @@
 python jobs/evaluate.py --ds 2026-11-20 --warehouse /data/sie
 """
 
-import argparse
+from _args import config, parser
 
-from sie.config import SieConfig
-from sie.pipeline import evaluate
+from sie.steps import daily
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--ds", required=True)
-    parser.add_argument("--warehouse")
-    args = parser.parse_args()
-    evaluate(SieConfig.load({"warehouse": args.warehouse} if args.warehouse else None), args.ds)
+    args = parser(__doc__).parse_args()
+    daily.evaluate(config(args), args.ds)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import sys
-from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Optional
 
@@ -12,12 +10,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sie.config import SieConfig, overrides_from_pairs
+from sie.config import BENCH_PARAMS, DAILY_PARAMS, SieConfig, load_config
+from sie.ds import Ds
+from sie.log import setup
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="SIE: sample importance for search/click logs.")
 console = Console()
 
-_STATE: dict[str, Any] = {"overrides": {}, "config_file": None}
+_STATE: dict[str, Any] = {"pairs": [], "warehouse": None, "config_file": None}
 
 
 @app.callback()
@@ -30,30 +30,29 @@ def main(
         [], "--set", help="Config override SECTION.FIELD=VALUE, e.g. --set train.epochs=2 (repeatable)."
     ),
 ) -> None:
-    try:
-        overrides = overrides_from_pairs(set_, {"warehouse": warehouse} if warehouse else None)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
-    _STATE["overrides"] = overrides
-    _STATE["config_file"] = config
+    setup()
+    _STATE.update(pairs=list(set_), warehouse=warehouse, config_file=config)
 
 
-def _cfg(extra: dict[str, Any] | None = None) -> SieConfig:
-    overrides = json.loads(json.dumps(_STATE["overrides"]))
-    for section, values in (extra or {}).items():
-        if isinstance(values, dict):
-            overrides.setdefault(section, {}).update({k: v for k, v in values.items() if v is not None})
-        elif values is not None:
-            overrides[section] = values
+def _cfg(params: dict[str, Any] | None = None, shorthands: dict[str, str] = DAILY_PARAMS) -> SieConfig:
+    """The command's config through the one adapter: options (``params``) < ``--set`` pairs."""
     try:
-        return SieConfig.load(overrides, _STATE["config_file"])
+        return load_config(
+            params,
+            shorthands,
+            pairs=_STATE["pairs"],
+            warehouse=_STATE["warehouse"],
+            config_file=_STATE["config_file"],
+        )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
 
 
-def _days(start: str, days: int) -> list[str]:
-    first = date.fromisoformat(start)
-    return [(first + timedelta(days=k)).isoformat() for k in range(days)]
+def _ds(value: str) -> Ds:
+    try:
+        return Ds(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
 
 
 def print_frame(frame, title: str | None = None, fmt: str = "table") -> None:
@@ -99,17 +98,24 @@ def simulate(
         label_flip_rate=label_flip_rate,
         bad_records=bad_records,
     )
-    cfg = _cfg({"simulate": opts})
-    for summary in simulate_days(cfg, start, days):
+    cfg = _cfg({"config": {"simulate": {k: v for k, v in opts.items() if v is not None}}})
+    for summary in simulate_days(cfg, _span(start, days)[0], days):
         console.print(summary)
+
+
+def _span(start: str, days: int) -> list[Ds]:
+    try:
+        return Ds.span(start, days)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
 
 
 @app.command()
 def ingest(ds: str = typer.Option(..., help="Day to ingest, YYYY-MM-DD.")) -> None:
     """Ingest one day's raw UBI logs with Spark into events / quarantine / samples."""
-    from sie.pipeline import ingest as step
+    from sie.steps import daily
 
-    console.print(step(_cfg(), ds))
+    console.print(daily.ingest(_cfg(), _ds(ds)))
 
 
 @app.command()
@@ -118,17 +124,17 @@ def validate(
     suite: str = typer.Option("samples", help="raw_events | samples | importance_scores"),
 ) -> None:
     """Run a Great Expectations suite on one day; exit 1 when a critical expectation fails."""
-    from sie.pipeline import validate as step
+    from sie.steps import daily
 
-    console.print(step(_cfg(), ds, suite))
+    console.print(daily.validate(_cfg(), _ds(ds), suite))
 
 
 @app.command()
 def train(ds: str = typer.Option(...)) -> None:
     """Train the ranker on the window ending DS and save checkpoints."""
-    from sie.pipeline import train as step
+    from sie.steps import daily
 
-    console.print(step(_cfg(), ds))
+    console.print(daily.train(_cfg(), _ds(ds)))
 
 
 @app.command()
@@ -137,21 +143,27 @@ def score(
     methods: Optional[str] = typer.Option(None, help="Comma-separated methods (default: config)."),
 ) -> None:
     """Score every training sample of DS's model with each method, then validate the scores."""
-    from sie.pipeline import score as step
-    from sie.pipeline import validate as check
+    from sie.steps import daily
 
-    cfg = _cfg({"importance": {"methods": methods}})
-    for method in cfg.importance.methods:
-        console.print(step(cfg, ds, method))
-    console.print(check(cfg, ds, "importance_scores"))
+    cfg, day = _cfg({"methods": methods}), _ds(ds)
+    for scored in daily.score_all(cfg, day, cfg.importance.methods).values():
+        console.print(scored.cost)
+    console.print(daily.validate(cfg, day, "importance_scores"))
 
 
 @app.command()
-def evaluate(ds: str = typer.Option(...), methods: Optional[str] = typer.Option(None)) -> None:
+def evaluate(
+    ds: str = typer.Option(...),
+    methods: Optional[str] = typer.Option(None, help="Comma-separated methods (default: config)."),
+    keep_ratios: Optional[str] = typer.Option(
+        None, help="Comma-separated keep ratios (default: evaluate.keep_ratios)."
+    ),
+    seeds: Optional[str] = typer.Option(None, help="Comma-separated retraining seeds (default: evaluate.seeds)."),
+) -> None:
     """Retrain on importance-downsampled data and evaluate on the holdout."""
-    from sie.pipeline import evaluate as step
+    from sie.steps import daily
 
-    console.print(step(_cfg({"importance": {"methods": methods}}), ds))
+    console.print(daily.evaluate(_cfg({"methods": methods, "keep_ratios": keep_ratios, "seeds": seeds}), _ds(ds)))
 
 
 @app.command()
@@ -161,13 +173,11 @@ def run(
     methods: Optional[str] = typer.Option(None),
 ) -> None:
     """Run the whole nightly pipeline without Airflow (development and debugging)."""
-    from sie.pipeline import run_day
-    from sie.summary import write_daily_report
+    from sie.steps import daily
 
-    cfg = _cfg({"importance": {"methods": methods}})
-    for day in _days(ds, days):
-        run_day(cfg, day)
-        console.print(f"report: {write_daily_report(cfg, day)}")
+    cfg = _cfg({"methods": methods})
+    for day in _span(ds, days):
+        console.print(f"report: {daily.run_day(cfg, day)['report']}")
     _print_summary(cfg)
 
 
@@ -196,7 +206,7 @@ def sql(
         frame = query_file(cfg, file) if file else query(cfg, statement)
     except Exception as exc:  # duckdb errors: show them plainly, exit non-zero
         console.print(f"[red]SQL error:[/red] {exc}")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     print_frame(frame, fmt=fmt)
 
 
@@ -209,7 +219,7 @@ def ddl() -> None:
 
 
 def _print_summary(cfg: SieConfig) -> None:
-    from sie.summary import summary_frames
+    from sie.steps.report import summary_frames
 
     console.print(f"\n[bold]Warehouse:[/bold] {cfg.warehouse_path}")
     console.print(f"  tables:  {cfg.warehouse_path / 'tables'}")
@@ -231,9 +241,10 @@ def demo(
     output: Path = typer.Option(Path("demo_output"), help="Folder for the warehouse and the Airflow home."),
 ) -> None:
     """Run sie_daily for DAYS simulated days with `airflow dags test` (SQLite), then summarise."""
-    from sie.demo import run_demo
+    from sie.dev.demo import run_demo
 
-    cfg = _cfg({"warehouse": str((output / "warehouse").resolve())})
+    _STATE["warehouse"] = str((output / "warehouse").resolve())
+    cfg = _cfg()
     run_demo(cfg, start, days, output.resolve())
     _print_summary(cfg)
 
@@ -244,7 +255,7 @@ def bench(
     days: Optional[int] = typer.Option(None, help="Simulated days = the training window (default: bench.days)."),
     start: Optional[str] = typer.Option(None, help="First simulated day (default: bench.start)."),
     methods: Optional[str] = typer.Option(
-        None, help="Comma-separated importance methods (default: bench.methods, else importance.methods)."
+        None, help="Comma-separated importance methods (default: bench.grid.methods, else importance.methods)."
     ),
     keep_ratios: Optional[str] = typer.Option(None, help="Comma-separated keep ratios, e.g. 0.1,0.3,0.5,1.0."),
     seeds: Optional[str] = typer.Option(None, help="Comma-separated retraining seeds, e.g. 0,1,2."),
@@ -260,22 +271,20 @@ def bench(
     """Benchmark importance-based downsampling: every method x keep ratio x seed, retrained from scratch."""
     import shutil
 
-    from sie.bench.runner import resolve, run_benchmark
+    from sie.bench.run import resolve
+    from sie.bench.runner import run_benchmark
 
-    def listed(value: Optional[str]):
-        return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
-
-    grid = {
+    params = {
         "dataset": dataset,
         "days": days,
         "start": start,
-        "methods": listed(methods),
-        "grid_keep_ratios": [float(v) for v in listed(keep_ratios)] if keep_ratios else None,
-        "grid_seeds": [int(v) for v in listed(seeds)] if seeds else None,
-        "grid_baselines": listed(baselines),
+        "methods": methods,
+        "keep_ratios": keep_ratios,
+        "seeds": seeds,
+        "baselines": baselines,
         "run_id": run_id,
     }
-    cfg = _cfg({"bench": grid})
+    cfg = _cfg(params, BENCH_PARAMS)
     try:
         run = resolve(cfg)
     except ValueError as exc:
@@ -298,7 +307,7 @@ def report(
         path = build_report(_cfg(), run_id, output)
     except FileNotFoundError as exc:
         console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     console.print(f"report: {path}")
     console.print(f"html:   {path.with_name('report.html')}")
 

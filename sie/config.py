@@ -132,30 +132,42 @@ class ImportanceConfig:
 
 
 @dataclass
-class BenchConfig:
-    """Select → retrain → evaluate (docs/BENCHMARKS.md).
+class GridConfig:
+    """One retrain grid (sie.selection.grid): every (method, keep ratio, seed) cell plus the baselines.
 
-    The first three fields drive the nightly step (sie_daily's ``evaluate``); the rest
-    drive a benchmark run (``sie bench`` / the ``sie_benchmark`` DAG), which simulates
-    ``days`` days of ``dataset`` into its own warehouse sub-root, trains and scores once,
-    then retrains from scratch for every (method, keep ratio, seed) cell.
+    ``random`` is always the seeded uniform-random baseline (listing it in ``methods`` adds
+    it to the baselines); a keep ratio of 1.0 is the ``full`` baseline.
     """
 
-    # -- the nightly retrain/evaluate step
+    methods: list[str] = field(default_factory=list)  # importance methods retrained; empty = importance.methods
     keep_ratios: list[float] = field(default_factory=lambda: [0.5])
     seeds: list[int] = field(default_factory=lambda: [0])
+    # random (uniform), stratified (uniform within each query text), full (all data)
     baselines: list[str] = field(default_factory=lambda: ["random", "full"])
-    # -- a benchmark run
+
+
+def _bench_grid() -> GridConfig:
+    # small enough for a few minutes on 2 CPU cores; docs/BENCHMARKS.md runs all methods
+    return GridConfig(
+        methods=["loss", "el2n", "aum", "grad_norm", "knn_shapley"],
+        keep_ratios=[0.2, 0.5],
+        seeds=[0, 1, 2],
+        baselines=["random", "stratified", "full"],
+    )
+
+
+@dataclass
+class BenchConfig:
+    """A benchmark run (``sie bench`` / the ``sie_benchmark`` DAG; docs/BENCHMARKS.md).
+
+    Simulates ``days`` days of ``dataset`` into the run's own warehouse sub-root, trains and
+    scores once, then retrains from scratch for every cell of ``grid``.
+    """
+
     dataset: str = "synthetic"  # synthetic | esci (sets simulate.world)
     start: str = "2026-11-01"  # first simulated day
     days: int = 1  # simulated days = the training window
-    # importance methods to benchmark; empty = importance.methods ("random" is a baseline here).
-    # The default grid is small enough for a few minutes on 2 CPU cores; docs/BENCHMARKS.md runs all.
-    methods: list[str] = field(default_factory=lambda: ["loss", "el2n", "aum", "grad_norm", "knn_shapley"])
-    grid_keep_ratios: list[float] = field(default_factory=lambda: [0.2, 0.5])  # 1.0 = the `full` baseline
-    grid_seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    # random (uniform), stratified (uniform within each query text), full (all data)
-    grid_baselines: list[str] = field(default_factory=lambda: ["random", "stratified", "full"])
+    grid: GridConfig = field(default_factory=_bench_grid)
     run_id: str = ""  # empty = bench-<dataset>-<hash of the data/model settings>
     validate: bool = True  # run the Great Expectations suites on the run's samples and scores
     torch_threads: int = 0  # torch intra-op threads per cell (0 = torch's default)
@@ -175,6 +187,7 @@ class SieConfig:
     validate: ValidateConfig = field(default_factory=ValidateConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     importance: ImportanceConfig = field(default_factory=ImportanceConfig)
+    evaluate: GridConfig = field(default_factory=GridConfig)  # the nightly retrain + evaluate step
     bench: BenchConfig = field(default_factory=BenchConfig)
 
     @property
@@ -195,8 +208,11 @@ class SieConfig:
             env["warehouse"] = os.environ["SIE_WAREHOUSE"]
         for key, value in os.environ.items():
             if key.startswith("SIE_") and "__" in key:
-                section, _, name = key[4:].lower().partition("__")
-                env.setdefault(section, {})[name] = value
+                *sections, name = key[4:].lower().split("__")
+                node = env
+                for section in sections:
+                    node = node.setdefault(section, {})
+                node[name] = value
         cfg = _merge(cfg, env)
         if overrides:
             cfg = _merge(cfg, overrides)
@@ -210,16 +226,15 @@ def overrides_from_pairs(pairs: list[str], base: dict[str, Any] | None = None) -
         key, sep, value = item.partition("=")
         if not sep:
             raise ValueError(f"--set needs SECTION.FIELD=VALUE, got {item!r}")
-        node = tree
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = value
+        _set_path(tree, key, value)
     return tree
 
 
 def _coerce(current: Any, value: Any) -> Any:
-    """Cast strings from env vars / CLI to the type of the current value."""
+    """Cast strings from env vars / CLI (and list items from DAG params) to the type of the current value."""
+    if isinstance(value, list) and isinstance(current, list) and current:
+        kind = type(current[0])
+        return [kind(v) if isinstance(v, str | int | float) and kind in (int, float, str) else v for v in value]
     if not isinstance(value, str) or isinstance(current, str):
         return value
     if isinstance(current, bool):
@@ -253,3 +268,59 @@ def _merge(obj: Any, updates: dict[str, Any]) -> Any:
         else:
             changes[key] = _coerce(current, value)
     return dataclasses.replace(obj, **changes)
+
+
+# ---- the one adapter from DAG params, CLI options and job arguments to a config ----------
+
+#: shorthand params of the sie_daily DAG, `sie run/score/evaluate` and jobs/*.py → config field
+DAILY_PARAMS = {"methods": "importance.methods", "keep_ratios": "evaluate.keep_ratios", "seeds": "evaluate.seeds"}
+#: shorthand params of the sie_benchmark DAG and `sie bench` → config field
+BENCH_PARAMS = {
+    "dataset": "bench.dataset",
+    "start": "bench.start",
+    "days": "bench.days",
+    "methods": "bench.grid.methods",
+    "keep_ratios": "bench.grid.keep_ratios",
+    "seeds": "bench.grid.seeds",
+    "baselines": "bench.grid.baselines",
+    "run_id": "bench.run_id",
+    "model": "train",  # the ranker: TrainConfig overrides, e.g. {"epochs": 4}
+}
+
+
+def load_config(
+    params: dict[str, Any] | None = None,
+    shorthands: dict[str, str] | None = None,
+    *,
+    pairs: list[str] | tuple[str, ...] = (),
+    warehouse: str | None = None,
+    config_file: str | None = None,
+) -> SieConfig:
+    """The run's config: defaults < ``SIE_CONFIG``/``config_file`` < env < ``config`` param < shorthands < ``pairs``.
+
+    ``params`` are DAG params or CLI options: ``params["config"]`` holds nested overrides,
+    every other key named in ``shorthands`` sets the config field it maps to (None, "" and
+    [] mean "not given"); ``pairs`` are ``SECTION.FIELD=VALUE`` strings (``--set``).
+    """
+    params = json.loads(json.dumps(params or {}))
+    tree: dict[str, Any] = params.pop("config", None) or {}
+    for name, path in (shorthands or {}).items():
+        value = params.get(name)
+        if value is None or value == "" or value == [] or value == {}:
+            continue
+        _set_path(tree, path, value)
+    tree = overrides_from_pairs(list(pairs), tree)
+    if warehouse:
+        tree["warehouse"] = warehouse
+    return SieConfig.load(tree, config_file)
+
+
+def _set_path(tree: dict[str, Any], path: str, value: Any) -> None:
+    node = tree
+    *parents, leaf = path.split(".")
+    for key in parents:
+        node = node.setdefault(key, {})
+    if isinstance(value, dict) and isinstance(node.get(leaf), dict):
+        node[leaf].update(value)
+    else:
+        node[leaf] = value

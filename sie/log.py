@@ -16,12 +16,24 @@ from contextlib import contextmanager
 FORMAT = "[sie] %(message)s"
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at emit time (Airflow and pytest swap it per task/test)."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler.__init__ assigns it; the property decides
+        pass
+
+
 def setup(level: int = logging.INFO) -> logging.Logger:
     """Route the ``sie`` logger to stderr with the ``[sie]`` format (idempotent)."""
     logger = logging.getLogger("sie")
     logger.setLevel(level)
     if not any(getattr(h, "_sie", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter(FORMAT))
         handler._sie = True  # type: ignore[attr-defined]
         logger.addHandler(handler)

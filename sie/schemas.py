@@ -156,7 +156,7 @@ SAMPLES = TableSchema(
         + [(name, pa.float64()) for name in DENSE_FEATURES]
         + [
             ("application", pa.string()),
-            ("query_tokens", pa.list_(pa.string())),  # lower-cased [a-z0-9]+ tokens (sie.features.tokenize)
+            ("query_tokens", pa.list_(pa.string())),  # lower-cased [a-z0-9]+ tokens (sie.model.features.tokenize)
             ("item_tokens", pa.list_(pa.string())),
             ("suspected_bot", pa.int32()),  # 1 when the client matches the bot rule (docs/INGEST.md)
         ]

@@ -32,3 +32,16 @@ def get_spark(cfg: SieConfig | None = None):
     _SESSION = builder.getOrCreate()
     _SESSION.sparkContext.setLogLevel("ERROR")
     return _SESSION
+
+
+def job_spark(cfg: SieConfig, app_name: str = "sie"):
+    """The session of a job script: spark-submit's own when launched by it (its --master and
+    --conf win), else the embedded local session of :func:`get_spark`."""
+    if not os.environ.get("PYSPARK_GATEWAY_PORT"):
+        return get_spark(cfg)
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.appName(app_name)
+    builder = builder.config("spark.sql.session.timeZone", "UTC")
+    builder = builder.config("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
+    return builder.getOrCreate()

@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sie.config import SieConfig
+from sie.files import atomic_path
 from sie.schemas import TABLES, TableSchema
 
 
@@ -254,18 +255,16 @@ def duckdb_connect(wh: Warehouse, sql_dir: Path | None = None):
     import duckdb
 
     catalog = wh.root / "_catalog" / "sie.duckdb"
-    catalog.parent.mkdir(parents=True, exist_ok=True)
-    tmp = catalog.with_name(f".sie-{uuid.uuid4().hex}.duckdb")
-    con = duckdb.connect(str(tmp))
-    try:
-        for stmt in catalog_sql(wh):
-            con.execute(stmt)
-        views = (sql_dir or default_sql_dir()) / "views.sql"
-        if views.exists():
-            con.execute(views.read_text())
-    finally:
-        con.close()
-    os.replace(tmp, catalog)
+    with atomic_path(catalog) as tmp:
+        con = duckdb.connect(str(tmp))
+        try:
+            for stmt in catalog_sql(wh):
+                con.execute(stmt)
+            views = (sql_dir or default_sql_dir()) / "views.sql"
+            if views.exists():
+                con.execute(views.read_text())
+        finally:
+            con.close()
     return duckdb.connect(str(catalog), read_only=True)
 
 

@@ -95,7 +95,7 @@ CREATE TABLE IF NOT EXISTS importance_scores (
 )
 USING PARQUET PARTITIONED BY (ds, method);
 
--- one (dataset, method, keep_ratio, seed, metric) value, with costs
+-- one (dataset, method, keep_ratio, seed, metric, subset, at) value, with costs
 CREATE TABLE IF NOT EXISTS benchmark_results (
     `dataset` STRING,
     `ds` STRING,
@@ -103,6 +103,8 @@ CREATE TABLE IF NOT EXISTS benchmark_results (
     `keep_ratio` DOUBLE,
     `seed` INT,
     `metric` STRING,
+    `subset` STRING,
+    `at` DOUBLE,
     `value` DOUBLE,
     `n_train` BIGINT,
     `train_seconds` DOUBLE,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sie.airflow_runner import airflow_env, dags_test, migrate
+from sie.dev.airflow_runner import airflow_env, dags_test, migrate
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -69,7 +69,7 @@ def test_sie_benchmark_dag_runs_the_grid_and_resumes(tmp_path):
     report = warehouse / "reports" / run_id
     assert (report / "report.md").exists() and (report / "report.html").exists()
     assert (report / "ndcg_vs_keep.png").exists() and (report / "noise_roc.png").exists()
-    assert "[sie] bench: " in first
+    assert f"[sie] {run_id}: published" in first
     assert '"epochs": 2' in (warehouse / "bench" / run_id / "state" / "trained.json").read_text()
 
     cell_files = sorted((warehouse / "bench" / run_id / "cells").glob("*.parquet"))

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from sie.bench.metrics import click_metrics, ranking_metrics, ranking_metrics_per_query
-from sie.bench.select import random_mask, top_k_mask
+from sie.selection.masks import random_mask, top_k_mask
+from sie.selection.metrics import click_metrics, ranking_metrics, ranking_metrics_per_query
 
 
 def test_ndcg_perfect_and_reversed():
@@ -105,7 +105,7 @@ def test_mean_ci_and_paired_comparison():
 
 
 def test_stratified_mask_keeps_the_ratio_within_every_stratum():
-    from sie.bench.select import selection_mask, stratified_mask
+    from sie.selection.masks import selection_mask, stratified_mask
 
     strata = np.repeat(["a", "b", "c", "d"], [100, 40, 7, 3])
     mask = stratified_mask(strata, 0.3, seed=1)

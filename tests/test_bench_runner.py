@@ -107,9 +107,7 @@ def bench_cfg(tmp_path):
                 "dataset": "synthetic",
                 "start": DAYS[0],
                 "days": 2,
-                "methods": ["loss", "grad_norm"],
-                "grid_keep_ratios": [0.5, 1.0],
-                "grid_seeds": [0, 1],
+                "grid": {"methods": ["loss", "grad_norm"], "keep_ratios": [0.5, 1.0], "seeds": [0, 1]},
                 "validate": False,
                 "roc_points": 11,
             },
@@ -118,24 +116,25 @@ def bench_cfg(tmp_path):
 
 
 def test_resolve_grid_and_run_id(bench_cfg):
-    from sie.bench.runner import config_from_params, resolve
+    from sie.bench import params_config
+    from sie.bench.run import resolve
 
     run = resolve(bench_cfg)
-    assert run.days == DAYS and run.methods == ["loss", "grad_norm"]
-    assert run.baselines == ["random", "stratified", "full"] and run.keep_ratios == [0.5]
+    assert run.days == DAYS and run.grid.methods == ("loss", "grad_norm")
+    assert run.grid.baselines == ("random", "stratified", "full") and run.grid.keep_ratios == (0.5,)
     assert run.run_id.startswith("bench-synthetic-")
     assert run.data_cfg.train.window_days == 2 and run.data_cfg.simulate.world == "synthetic"
     assert run.data_cfg.warehouse_path == bench_cfg.warehouse_path / "bench" / run.run_id / "warehouse"
     assert len(run.cells()) == 2 * (1 + 4)
     # the grid is not part of the run id (extending it reuses the run), the data settings are
     more = SieConfig.load(
-        {"bench": {"grid_seeds": [0, 1, 2, 3], "methods": ["loss"]}, "warehouse": bench_cfg.warehouse}
+        {"bench": {"grid": {"seeds": [0, 1, 2, 3], "methods": ["loss"]}}, "warehouse": bench_cfg.warehouse}
     )
     assert resolve(more).run_id == resolve(SieConfig.load({"warehouse": bench_cfg.warehouse})).run_id
     other = SieConfig.load({"simulate": {"bot_rate": 0.2}, "warehouse": bench_cfg.warehouse})
     assert resolve(other).run_id != resolve(more).run_id
     # DAG params map onto the bench section
-    cfg = config_from_params(
+    cfg = params_config(
         {
             "dataset": "esci",
             "days": 3,
@@ -146,19 +145,21 @@ def test_resolve_grid_and_run_id(bench_cfg):
             "model": {"hidden_dim": 8},
         }
     )
-    assert (cfg.bench.dataset, cfg.bench.days, cfg.bench.methods) == ("esci", 3, ["loss", "el2n"])
-    assert cfg.bench.grid_keep_ratios == [0.2, 0.4] and cfg.bench.grid_seeds == [1, 2]
+    assert (cfg.bench.dataset, cfg.bench.days, cfg.bench.grid.methods) == ("esci", 3, ["loss", "el2n"])
+    assert cfg.bench.grid.keep_ratios == [0.2, 0.4] and cfg.bench.grid.seeds == [1, 2]
     assert (cfg.train.epochs, cfg.train.hidden_dim) == (1, 8)
     with pytest.raises(ValueError, match="unknown importance methods"):
-        resolve(SieConfig.load({"bench": {"methods": ["nope"]}}))
+        resolve(SieConfig.load({"bench": {"grid": {"methods": ["nope"]}}}))
     with pytest.raises(ValueError, match="keep ratios"):
-        resolve(SieConfig.load({"bench": {"grid_keep_ratios": [0.0]}}))
+        resolve(SieConfig.load({"bench": {"grid": {"keep_ratios": [0.0]}}}))
 
 
 def test_benchmark_run_resume_and_report(bench_cfg, monkeypatch):
-    import sie.bench.retrain as retrain
+    import sie.selection.retrain as retrain
     from sie.bench.report import build_report, load_results
-    from sie.bench.runner import resolve, run_benchmark
+    from sie.bench.run import resolve
+    from sie.bench.runner import run_benchmark
+    from sie.selection.grid import Cell
 
     run = resolve(bench_cfg)
     _land(run)
@@ -173,12 +174,16 @@ def test_benchmark_run_resume_and_report(bench_cfg, monkeypatch):
     assert n_train["loss"] == n_train["random"] == n_train["stratified"] == int(np.ceil(0.5 * n_train["full"]))
     # per-method rows: cost and noise detection against the oracle (bots click at random: the
     # loss method should find them better than chance)
-    per_method = results[results["keep_ratio"].isna()].set_index(["method", "metric"])["value"]
+    scalars = results[results["keep_ratio"].isna() & results["subset"].isna() & results["at"].isna()]
+    per_method = scalars.set_index(["method", "metric"])["value"]
+    curves = results[results["keep_ratio"].isna()].set_index(["method", "metric", "subset", "at"])["value"]
     for m in ("loss", "grad_norm"):
         assert per_method[(m, "score_seconds")] >= 0 and per_method[(m, "cost_vs_epoch")] >= 0
         assert 0.0 <= per_method[(m, "noise_auroc")] <= 1.0
-        assert (m, "noise_roc_tpr[fpr=0.5000]") in per_method.index
-        assert (m, "score_pct_q50[bot]") in per_method.index
+        # metric structure lives in columns: the ROC point at FPR 0.5, the median score percentile of bots
+        roc = results[(results["method"] == m) & (results["metric"] == "noise_roc_tpr")]
+        assert len(roc) == 11 and 0.5 in set(roc["at"]) and roc["subset"].isna().all()
+        assert (m, "score_pct_quantile", "bot", 0.5) in curves.index
     assert per_method[("loss", "noise_auroc")] > 0.55
     assert per_method[("_run", "noise_rate")] == pytest.approx(0.2, abs=0.1)
     assert ("random", "noise_auroc") in per_method.index
@@ -189,17 +194,17 @@ def test_benchmark_run_resume_and_report(bench_cfg, monkeypatch):
     monkeypatch.setattr(retrain, "evaluate_cell", lambda *a, **k: calls.append(1) or real(*a, **k))
     run_benchmark(bench_cfg, report=False)
     assert calls == []
-    run.cell_path("loss", 0.5, 1).unlink()
+    run.cell_path(Cell("loss", 0.5, 1)).unlink()
     run_benchmark(bench_cfg, report=False)
     assert len(calls) == 1
     # lost cells recomputed by parallel worker processes give the same rows
-    before = pd.read_parquet(run.cell_path("random", 0.5, 0)).set_index("metric")["value"]
-    for c in (("random", 0.5, 0), ("stratified", 0.5, 1)):
-        run.cell_path(*c).unlink()
+    before = pd.read_parquet(run.cell_path(Cell("random", 0.5, 0))).set_index("metric")["value"]
+    for c in (Cell("random", 0.5, 0), Cell("stratified", 0.5, 1)):
+        run.cell_path(c).unlink()
     run_benchmark(bench_cfg, workers=2, report=False)
-    after = pd.read_parquet(run.cell_path("random", 0.5, 0)).set_index("metric")["value"]
+    after = pd.read_parquet(run.cell_path(Cell("random", 0.5, 0))).set_index("metric")["value"]
     pd.testing.assert_series_equal(before, after)
-    assert run.cell_path("stratified", 0.5, 1).exists()
+    assert run.cell_path(Cell("stratified", 0.5, 1)).exists()
 
     # the report, then rebuilt from the table alone (the run's files gone)
     md = build_report(bench_cfg, run.run_id)

@@ -18,13 +18,15 @@ def test_env_and_file_priority(tmp_path, monkeypatch):
     monkeypatch.setenv("SIE_CONFIG", str(path))
     monkeypatch.setenv("SIE_TRAIN__EPOCHS", "5")
     monkeypatch.setenv("SIE_IMPORTANCE__METHODS", "random,loss")
-    monkeypatch.setenv("SIE_BENCH__KEEP_RATIOS", "0.1,0.5")
+    monkeypatch.setenv("SIE_EVALUATE__KEEP_RATIOS", "0.1,0.5")
+    monkeypatch.setenv("SIE_BENCH__GRID__SEEDS", "3,4")  # nested sections: one __ per level
     cfg = SieConfig.load({"train": {"lr": 0.25}})
     assert cfg.warehouse == "/from/file"  # file
     assert cfg.train.epochs == 5  # env beats file
     assert cfg.train.lr == 0.25  # explicit beats file
     assert cfg.importance.methods == ["random", "loss"]
-    assert cfg.bench.keep_ratios == [0.1, 0.5]
+    assert cfg.evaluate.keep_ratios == [0.1, 0.5]
+    assert cfg.bench.grid.seeds == [3, 4]
 
 
 def test_unknown_key_is_a_clear_error():

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from sie.airflow_runner import airflow_env, dags_test, migrate
+from sie.dev.airflow_runner import airflow_env, dags_test, migrate
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -95,7 +95,7 @@ def test_benchmark_results_hold_every_method_and_baseline(airflow_run):
     for day in ("2026-11-20", "2026-11-21"):
         assert (f"daily-{day}", "full", 1.0) in got
         for method in set(cfg.importance.methods) | {"random"}:
-            for ratio in cfg.bench.keep_ratios:
+            for ratio in cfg.evaluate.keep_ratios:
                 assert (f"daily-{day}", method, ratio) in got
     assert all(0.0 < r["value"] <= 1.0 for r in rows)
 

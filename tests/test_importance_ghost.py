@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from fixtures import tiny_config, tiny_context
 from torch import nn
 from torch.func import grad, vmap
 
 from sie.importance import get_estimator
 from sie.importance.ghost import GhostCapture
 from sie.importance.grad_norm import ghost_grad_norms, ghost_sq_norms_batch, vmap_grad_norms
-from sie.importance.synthetic import tiny_config, tiny_context
-from sie.models import NeuralRanker
+from sie.model.ranker import NeuralRanker
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from fixtures import tiny_context
 
 from sie.importance import get_estimator
 from sie.importance.knn_shapley import embed, knn_shapley_values, validation_subset
-from sie.importance.synthetic import tiny_context
 
 
 def _utility(subset, order_rank, train_y, yv, k):

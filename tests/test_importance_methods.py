@@ -8,12 +8,12 @@ import math
 import numpy as np
 import pytest
 import torch
+from fixtures import tiny_config, tiny_context
 
 from sie.importance import REGISTRY, get_estimator
 from sie.importance.data_oob import poisson_weights
 from sie.importance.denoise import tce_survival
 from sie.importance.dynamics import forgetting_events, pairwise_margins
-from sie.importance.synthetic import tiny_config, tiny_context
 
 
 @pytest.fixture(scope="module")
@@ -126,9 +126,9 @@ def test_scores_identify_flipped_labels_better_than_chance():
     """On synthetic data with 10% flipped clicks, noise indicators rank flips low."""
     from sklearn.metrics import roc_auc_score
 
+    from sie.dev.synthetic import make_samples
     from sie.importance.base import ScoringContext
-    from sie.importance.synthetic import make_samples
-    from sie.train import train_ranker
+    from sie.model.training import train_ranker
 
     cfg = tiny_config(epochs=4)
     train, noise = make_samples(1500, cfg.train, seed=5, flip_rate=0.1, return_noise=True)

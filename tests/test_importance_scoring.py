@@ -1,4 +1,4 @@
-"""score_day / build_context against a warehouse with hand-written samples (no Spark)."""
+"""The score step and its in-memory scoring context against a warehouse with hand-written samples (no Spark)."""
 
 from __future__ import annotations
 
@@ -88,26 +88,33 @@ def small_cfg(tmp_path):
     )
 
 
-def test_score_day_publishes_every_default_method(small_cfg):
-    from sie.importance.scoring import build_context, load_cost, score_day
-    from sie.train import train_day
+def test_score_step_publishes_every_default_method(small_cfg):
+    from sie.ds import Ds
+    from sie.steps import daily
+    from sie.steps.models import load_model
+    from sie.steps.scoring import read_cost, read_scores, scoring_context
+    from sie.steps.window import load_window
 
     wh = Warehouse.from_config(small_cfg)
     for k, ds in enumerate(["2024-01-01", "2024-01-02"]):
         frame = _samples_frame(ds, 60, seed=k)
         wh.write_partition("samples", {"ds": ds}, pa.Table.from_pandas(frame, preserve_index=False))
-    ds = "2024-01-02"
-    train_day(small_cfg, ds, progress=False)
+    ds = Ds("2024-01-02")
+    meta = daily.train(small_cfg, ds)
 
-    ctx, train_frame, meta = build_context(small_cfg, ds)
+    window = load_window(small_cfg, ds)
+    ctx, train_frame = scoring_context(small_cfg, window, load_model(small_cfg, ds)), window.train_frame
     assert len(ctx.train) == meta["n_train"] and len(ctx.validation) == meta["n_validation"] > 0
     assert ctx.n_checkpoints == 3
     assert not set(ctx.train.sample_id) & set(ctx.validation.sample_id)
 
-    for method in small_cfg.importance.methods:
-        cost = score_day(small_cfg, ds, method, validate=False)
+    scored = daily.score_all(small_cfg, ds, small_cfg.importance.methods)
+    for method, result in scored.items():
+        cost = result.cost
         assert cost["n"] == len(ctx.train) and cost["seconds"] >= 0
-        assert load_cost(small_cfg, ds, method)["method"] == method
+        assert read_cost(small_cfg, ds, method)["method"] == method
+        # what was published is what was computed (read back aligned with the window)
+        np.testing.assert_array_equal(read_scores(small_cfg, window, method), result.scores)
     scores = wh.read_table("importance_scores", {"ds": [ds]}).to_pandas()
     assert set(scores["method"]) == set(small_cfg.importance.methods)
     for method, part in scores.groupby("method"):
@@ -115,7 +122,7 @@ def test_score_day_publishes_every_default_method(small_cfg):
         assert part["sample_id"].is_unique and np.isfinite(part["score"]).all()
         assert (part["model_version"] == meta["model_version"]).all()
     # re-scoring replaces the partition exactly
-    score_day(small_cfg, ds, "random", validate=False)
+    daily.score(small_cfg, ds, "random")
     again = wh.read_table("importance_scores", {"ds": [ds]}).to_pandas()
     assert len(again) == len(scores)
     json.loads(json.dumps(cost))  # the cost record is plain JSON

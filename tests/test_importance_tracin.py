@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fixtures import tiny_config, tiny_context
 
 from sie.importance import get_estimator
-from sie.importance.synthetic import tiny_config, tiny_context
 from sie.importance.tracin import checkpoint_epochs, reference_tracin, tracin_scores
 
 

@@ -80,17 +80,24 @@ def test_simulated_day_validates(sim_day):
     assert Path(out["data_docs"]).exists()
 
 
-def test_kill_mid_write_keeps_previous_state_and_rerun_is_identical(sim_day, spark):
-    """A real `spark-submit jobs/ingest.py` run is SIGKILLed after staging part of the day;
-    nothing leaks, and a rerun gives the same tables."""
+def test_kill_mid_write_keeps_previous_state_and_rerun_is_identical(sim_day, spark, tmp_path):
+    """A real `spark-submit jobs/ingest.py` run is SIGKILLed after staging part of the day
+    (paused at the fault point ``ingest.staged.queries``); nothing leaks, and a rerun gives
+    the same tables."""
     from sie.ingest import ingest_day
 
     cfg, _ = sim_day
     wh = Warehouse.from_config(cfg)
     before = _snapshot(wh)
-    env = dict(os.environ, SIE_INGEST_TEST_PAUSE="queries", PYSPARK_PYTHON=sys.executable)
+    faults_state = tmp_path / "faults"
+    env = dict(
+        os.environ,
+        SIE_FAULTS="ingest.staged.queries=pause",
+        SIE_FAULTS_STATE=str(faults_state),
+        PYSPARK_PYTHON=sys.executable,
+    )
     env.pop("SIE_CONFIG", None)
-    paused = wh.staging_dir / "PAUSED"
+    paused = faults_state / "ingest.staged.queries.paused"
     proc = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "spark-submit"),

@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from sie.config import TrainConfig
-from sie.features import encode_frame, hash_tokens, tokenize
-from sie.train import predict, train_ranker, window_days
+from sie.ds import Ds
+from sie.model.features import encode_frame, hash_tokens, tokenize
+from sie.model.training import predict, train_ranker
 
 
 def _frame(n=400, seed=0):
@@ -61,5 +62,5 @@ def test_zero_samples_is_a_clear_error():
 
 
 def test_window_days():
-    assert window_days("2026-11-03", 3) == ["2026-11-01", "2026-11-02", "2026-11-03"]
+    assert Ds("2026-11-03").window(3) == ["2026-11-01", "2026-11-02", "2026-11-03"]
     assert torch.get_num_threads() >= 1

@@ -83,9 +83,8 @@ def small_warehouse(cfg: SieConfig):
 
 
 def test_train_score_evaluate_chain(cfg, small_warehouse):
-    from sie.bench.retrain import retrain_evaluate_day
-    from sie.importance.scoring import score_day
-    from sie.train import train_day
+    from sie.ds import Ds
+    from sie.steps import daily
 
     cfg = SieConfig.load(
         {
@@ -94,31 +93,35 @@ def test_train_score_evaluate_chain(cfg, small_warehouse):
             "importance": {"methods": ["random", "loss", "grad_norm"]},
         }
     )
-    meta = train_day(cfg, "2026-11-20", progress=False)
+    ds = Ds("2026-11-20")
+    meta = daily.train(cfg, ds)
     assert meta["window"] == ["2026-11-19", "2026-11-20"]
     assert meta["n_train"] + meta["n_validation"] == 2 * 120 * 8
     assert (small_warehouse.model_dir("2026-11-20") / "checkpoints" / "epoch-002.pt").exists()
     for method in cfg.importance.methods:
-        cost = score_day(cfg, "2026-11-20", method, validate=False)
+        cost = daily.score(cfg, ds, method)
         assert cost["n"] == meta["n_train"]
     scores = small_warehouse.read_table("importance_scores").to_pandas()
     assert set(scores["method"]) == {"random", "loss", "grad_norm"}
     assert scores.groupby("method")["sample_id"].nunique().eq(meta["n_train"]).all()
     assert (scores.loc[scores["method"] == "grad_norm", "score"] >= 0).all()
 
-    results = retrain_evaluate_day(cfg, "2026-11-20", progress=False)
+    out = daily.evaluate(cfg, ds)  # the scores are read back from the table
+    results = small_warehouse.read_table("benchmark_results").to_pandas()
+    assert out["rows"] == len(results)
     ndcg = results[results["metric"] == "ndcg_at_10"].set_index(["method", "keep_ratio"])["value"]
     assert set(ndcg.index) == {("full", 1.0), ("random", 0.5), ("loss", 0.5), ("grad_norm", 0.5)}
     # the ranker learns the colour/kind structure: far better than chance on the holdout
     assert ndcg[("full", 1.0)] > 0.7
     n_train = results.drop_duplicates("method").set_index("method")["n_train"]
     assert n_train["full"] == meta["n_train"] and n_train["loss"] == int(np.ceil(0.5 * meta["n_train"]))
-    published = small_warehouse.read_table("benchmark_results").to_pandas()
-    assert len(published) == len(results) and set(published["run_id"]) == {"daily-2026-11-20"}
+    assert set(results["run_id"]) == {"daily-2026-11-20"}
+    # `random` is the seeded baseline, as in the benchmark: no scores needed
+    assert results.loc[results["method"] == "random", "score_seconds"].eq(0).all()
 
 
 def test_scoring_without_a_model_is_a_clear_error(cfg, small_warehouse):
-    from sie.importance.scoring import score_day
+    from sie.steps import daily
 
     with pytest.raises(FileNotFoundError, match="sie train --ds 2026-11-20"):
-        score_day(cfg, "2026-11-20", "loss", validate=False)
+        daily.score(cfg, "2026-11-20", "loss")

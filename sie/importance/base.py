@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
@@ -22,18 +21,18 @@ import torch
 import torch.nn.functional as F
 
 from sie.config import SieConfig
-from sie.features import SampleTensors
-from sie.models import NeuralRanker
+from sie.model.features import SampleTensors
+from sie.model.ranker import NeuralRanker
 
 if TYPE_CHECKING:  # pragma: no cover
-    from sie.train import TrainResult
+    from sie.model.training import TrainResult
 
 log = logging.getLogger("sie.importance")
 
 
 @dataclass
 class ScoringContext:
-    """Everything an estimator may use for one model version."""
+    """Everything an estimator may use for one model version, all in memory (estimators do no I/O)."""
 
     cfg: SieConfig
     ds: str
@@ -42,32 +41,22 @@ class ScoringContext:
     validation: SampleTensors  # held-out clicks from the same window (never trained on)
     dynamics_loss: np.ndarray  # [epochs, N] per-sample training loss per epoch
     dynamics_logit: np.ndarray  # [epochs, N] per-sample logit per epoch
-    checkpoint_paths: list[Path] = field(default_factory=list)  # one per epoch, oldest first
+    checkpoint_states: list[dict] = field(default_factory=list)  # state_dict per epoch, oldest first
     learning_rates: list[float] = field(default_factory=list)
     device: torch.device = torch.device("cpu")
     seed: int = 0
-    #: in-memory alternative to ``checkpoint_paths`` (state_dict per epoch, oldest first);
-    #: used when scoring straight after training (tests, benchmarks)
-    checkpoint_states: list[dict] = field(default_factory=list)
 
     @property
     def n_checkpoints(self) -> int:
-        return len(self.checkpoint_states) or len(self.checkpoint_paths)
-
-    def load_checkpoint(self, path: Path) -> NeuralRanker:
-        model = NeuralRanker.from_config(self.cfg.train)
-        model.load_state_dict(torch.load(path, map_location="cpu"))
-        return model.to(self.device)
+        return len(self.checkpoint_states)
 
     def load_epoch(self, epoch: int) -> NeuralRanker:
         """The model as it was at the end of ``epoch`` (0-based)."""
-        if self.checkpoint_states:
-            model = NeuralRanker.from_config(self.cfg.train)
-            model.load_state_dict(self.checkpoint_states[epoch])
-            return model.to(self.device)
-        if not self.checkpoint_paths:
+        if not self.checkpoint_states:
             raise RuntimeError("this scoring context has no checkpoints")
-        return self.load_checkpoint(self.checkpoint_paths[epoch])
+        model = NeuralRanker.from_config(self.cfg.train)
+        model.load_state_dict(self.checkpoint_states[epoch])
+        return model.to(self.device)
 
     def learning_rate(self, epoch: int) -> float:
         if epoch < len(self.learning_rates):
@@ -89,7 +78,7 @@ class ScoringContext:
         ds: str = "adhoc",
         seed: int | None = None,
     ) -> ScoringContext:
-        """A context straight from :func:`sie.train.train_ranker` (no warehouse involved)."""
+        """A context straight from :func:`sie.model.training.train_ranker`."""
         device = next(result.model.parameters()).device
         return cls(
             cfg=cfg,
@@ -99,10 +88,10 @@ class ScoringContext:
             validation=validation,
             dynamics_loss=result.dynamics_loss,
             dynamics_logit=result.dynamics_logit,
+            checkpoint_states=list(result.checkpoints),
             learning_rates=list(result.learning_rates),
             device=device,
             seed=cfg.train.seed if seed is None else seed,
-            checkpoint_states=list(result.checkpoints),
         )
 
 
@@ -152,7 +141,7 @@ def iter_batches(data: SampleTensors, device: torch.device, size: int) -> Iterat
 
 
 def per_sample_loss(logits: torch.Tensor, click: torch.Tensor) -> torch.Tensor:
-    """The training loss of each sample (unreduced pointwise BCE on clicks, as in sie.train)."""
+    """The training loss of each sample (unreduced pointwise BCE on clicks, as in sie.model.training)."""
     return F.binary_cross_entropy_with_logits(logits, click.to(logits.dtype), reduction="none")
 
 
@@ -172,3 +161,13 @@ def require_validation(ctx: ScoringContext, method: str) -> None:
             f"{method} needs held-out validation clicks, but the context has none "
             "(the window's validation split is empty)"
         )
+
+
+def checked_scores(estimator: Estimator, ctx: ScoringContext) -> np.ndarray:
+    """``estimator.score(ctx)`` as float64, checked for shape and finiteness."""
+    scores = np.asarray(estimator.score(ctx), dtype=np.float64)
+    if scores.shape != (len(ctx.train),):
+        raise RuntimeError(f"{estimator.name} returned {scores.shape} scores for {len(ctx.train)} samples")
+    if not np.all(np.isfinite(scores)):
+        raise RuntimeError(f"{estimator.name} returned {int((~np.isfinite(scores)).sum())} non-finite scores")
+    return scores

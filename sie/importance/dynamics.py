@@ -1,6 +1,6 @@
 """Training-dynamics estimators: `el2n`, `forgetting`, `aum`.
 
-All three read only what ``sie.train.train_ranker`` records during training at no
+All three read only what ``sie.model.training.train_ranker`` records during training at no
 extra forward cost: the per-sample logit ``z_{e,i}`` and loss of every epoch ``e``,
 taken on the sample's own forward pass in that epoch (before the optimiser step of its
 batch: the "presentation-time" statistics of Toneva et al.). Cost: O(epochs · N)

@@ -19,9 +19,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from sie.features import SampleTensors
 from sie.importance.base import Estimator, ScoringContext, iter_batches, per_sample_loss, register
 from sie.importance.ghost import GhostCapture
+from sie.model.features import SampleTensors
 
 
 def vmap_per_sample_grads(model: nn.Module, query_tokens, item_tokens, dense, click) -> dict[str, torch.Tensor]:

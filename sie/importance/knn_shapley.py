@@ -28,8 +28,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from sie.features import SampleTensors
 from sie.importance.base import Estimator, ScoringContext, batches, register, require_validation
+from sie.model.features import SampleTensors
 
 
 @torch.no_grad()

@@ -1,7 +1,7 @@
 """`loss`: the final-epoch training loss, recorded during training at no extra cost.
 
 Score = −ℓ_i(last epoch), the per-sample BCE recorded on the sample's forward pass in the
-last epoch (sie.train). Samples the model finds very hard to fit are, under label noise
+last epoch (sie.model.training). Samples the model finds very hard to fit are, under label noise
 (bots, accidental clicks, flips), the likeliest to be noise, so they rank lowest. The
 "keep the hardest" direction of hard-example mining is ``−score``.
 """

@@ -32,7 +32,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from sie.features import SampleTensors
 from sie.importance.base import (
     Estimator,
     ScoringContext,
@@ -43,6 +42,7 @@ from sie.importance.base import (
     require_validation,
 )
 from sie.importance.ghost import GhostCapture, LayerProjection
+from sie.model.features import SampleTensors
 
 
 def checkpoint_epochs(n_checkpoints: int, k: int) -> list[int]:

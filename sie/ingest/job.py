@@ -4,7 +4,8 @@ All five partitions are written to staging first; only when every one is complet
 the reconciliation adds up are they published (each by an atomic rename, see
 :meth:`sie.store.Warehouse.staged_partition`). A failure or a kill before that leaves
 the previously published partitions untouched; a rerun replaces them with identical
-content (deterministic ids, run_id and row order).
+content (deterministic ids, run_id and row order). The fault points
+``ingest.staged.<table>`` (:mod:`sie.faults`) follow each table's staging write.
 """
 
 from __future__ import annotations
@@ -13,13 +14,18 @@ import logging
 import math
 import time
 from contextlib import ExitStack
-from datetime import datetime, timedelta
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sie import faults
 from sie.config import SieConfig
+from sie.ds import Ds
 from sie.ingest import parse
+from sie.ingest.day import DayWindow
+from sie.ingest.run import IngestRun
 from sie.ingest.samples import build_samples, history_days
+from sie.ingest.tally import Tally
 from sie.schemas import EVENTS, QUARANTINE, QUERIES, RECONCILIATION, SAMPLES, TableSchema, _spark_type
 from sie.store import Warehouse
 
@@ -33,10 +39,249 @@ _ORDER = {
     "samples": ("request_ts", "query_id", "position", "sample_id"),
     "reconciliation": ("source",),
 }
+# Staging folders are entered in this order: the ExitStack exits (publishes) in reverse, so
+# events first and reconciliation (the day's completion marker) last.
+_STAGE_ORDER = ("reconciliation", "samples", "quarantine", "queries", "events")
 
 
 class ReconciliationError(RuntimeError):
     """Raw record counts do not add up to accepted + quarantined + dedup drops; nothing was published."""
+
+
+def ingest_day(cfg: SieConfig, ds: str, spark=None, run_id: str | None = None) -> dict[str, Any]:
+    """Ingest one day of raw UBI logs and publish its partitions; returns a summary.
+
+    Raises ValueError for a ``ds`` that is not a day, FileNotFoundError when the day has
+    not landed (no ``raw/ubi_events/ds=D`` folder), :class:`ReconciliationError` when the
+    counts do not add up.
+    """
+    from sie.spark import get_spark
+
+    started = time.time()
+    day = DayWindow.of(Ds(ds), cfg.ingest.lateness_hours)
+    wh, files = _landed_day(cfg, day.ds)
+    spark = spark or get_spark(cfg)
+    run = IngestRun(
+        cfg=cfg,
+        warehouse=wh,
+        spark=spark,
+        day=day,
+        run_id=run_id or f"ingest-{day.ds}",
+        files=files,
+        history_days=history_days(wh, day, cfg.ingest.stats_window_days),
+        started=started,
+    )
+    _configure_spark(spark, day.ds)
+    partitions = _shuffle_partitions(cfg, files)
+    log.info("ingest ds=%s: %d raw files, %d shuffle partitions", day.ds, sum(map(len, files.values())), partitions)
+    previous = spark.conf.get("spark.sql.shuffle.partitions")
+    spark.conf.set("spark.sql.shuffle.partitions", str(partitions))
+    try:
+        summary = _ingest(run, _classified_records(run))
+    finally:
+        spark.conf.set("spark.sql.shuffle.partitions", previous)
+    summary["shuffle_partitions"] = partitions
+    return summary
+
+
+# ---- before Spark: the warehouse and the landed files ---------------------------------------
+
+
+def _landed_day(cfg: SieConfig, ds: Ds) -> tuple[Warehouse, dict[str, list[Path]]]:
+    """The recovered warehouse and the day's raw files per source; FileNotFoundError if not landed."""
+    wh = Warehouse.from_config(cfg)
+    wh.recover()
+    wh.clean_staging()  # leftovers of killed runs older than a day
+    events_dir, queries_dir = wh.raw_dir("ubi_events", ds), wh.raw_dir("ubi_queries", ds)
+    if not events_dir.is_dir():
+        raise FileNotFoundError(f"raw day not landed: no UBI events folder {events_dir} for ds={ds}")
+    if not queries_dir.is_dir():
+        log.warning("ds=%s: no UBI queries folder %s; requests come from the events only", ds, queries_dir)
+    return wh, {"ubi_queries": parse.list_raw_files(queries_dir), "ubi_events": parse.list_raw_files(events_dir)}
+
+
+def _configure_spark(spark, ds: Ds) -> None:
+    spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+    spark.conf.set("spark.sql.session.timeZone", "UTC")
+    spark.sparkContext.setJobDescription(f"sie ingest ds={ds}")
+
+
+def _shuffle_partitions(cfg: SieConfig, files: dict[str, list[Path]]) -> int:
+    """Shuffle partitions scale with the day: a few for a small day (each partition costs task
+    overhead), more for a large one (a partition must fit a task's memory)."""
+    landed = sum(p.stat().st_size for paths in files.values() for p in paths)
+    return max(cfg.ingest.shuffle_partitions, math.ceil(landed / max(1, cfg.ingest.landed_bytes_per_partition)))
+
+
+# ---- parse and classify -------------------------------------------------------------------
+
+
+def _classified_records(run: IngestRun):
+    """Every raw line of the day, classified (:func:`sie.ingest.parse.classify`), materialised."""
+    lines = parse.read_lines(run.spark, run.files)
+    prev_known = _previous_day_requests(run) if run.day.accepts_late_arrivals else None
+    cached: list = []
+    records = parse.classify(lines, run.day, prev_known, cached)
+    # Materialise the classified lines and cut their lineage: every later plan then starts
+    # from this table instead of re-planning the whole parse (plans of several MB otherwise
+    # cost seconds of optimiser time per action).
+    records = records.localCheckpoint(eager=True)
+    for df in cached:  # the checkpoint now holds everything later steps read
+        df.unpersist()
+    return records
+
+
+def _previous_day_requests(run: IngestRun):
+    """query_ids of the previous day's published queries and impressions (for late interactions), or None."""
+    from pyspark.sql import functions as F
+
+    prev = run.ds.shift(-1)
+    frames = []
+    for table in ("queries", "events"):
+        path = run.warehouse.partition_dir(table, {"ds": prev})
+        if any(path.glob("*.parquet")):
+            df = run.spark.read.parquet(str(path))
+            if table == "events":
+                df = df.filter(F.col("action_name") == "impression")
+            frames.append(df.select("query_id"))
+    if not frames:
+        return None
+    out = frames[0]
+    for f in frames[1:]:
+        out = out.unionByName(f)
+    return out.filter(F.col("query_id").isNotNull()).distinct()
+
+
+# ---- the tables of the day ----------------------------------------------------------------
+
+
+@dataclass
+class DayTables:
+    """The day's tables as Spark frames; ``all_samples`` includes samples without query text."""
+
+    events: Any
+    queries: Any
+    quarantine: Any
+    samples: Any
+    all_samples: Any
+    orphans: Any
+
+    def staged(self) -> list[tuple[str, Any, TableSchema]]:
+        """(table, frame, schema) in staging order (reconciliation follows them)."""
+        return [
+            ("events", self.events, EVENTS),
+            ("queries", self.queries, QUERIES),
+            ("quarantine", self.quarantine, QUARANTINE),
+            ("samples", self.samples, SAMPLES),
+        ]
+
+
+def _day_tables(run: IngestRun, records) -> DayTables:
+    """Split the classified records into the day's tables and build its samples (``events`` is persisted)."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    accepted = F.col("dest") == "accepted"
+    events = records.filter(accepted & (F.col("source") == "ubi_events"))
+    events = events.withColumn("run_id", F.lit(run.run_id)).persist(StorageLevel.MEMORY_AND_DISK)
+    queries = records.filter(accepted & (F.col("source") == "ubi_queries")).select(
+        "query_id",
+        F.lit(run.run_id).alias("run_id"),
+        "application",
+        "client_id",
+        "session_id",
+        "user_id",
+        "query_text",
+        "query_response_id",
+        "hit_ids",
+        F.col("event_ts").alias("request_ts"),
+        "file",
+        "line_no",
+    )
+    quarantine = records.filter(F.col("dest") == "quarantine").withColumn("run_id", F.lit(run.run_id))
+    all_samples, orphans = build_samples(run, events, queries)
+    all_samples = all_samples.localCheckpoint(eager=True)  # (as for records) read by four actions
+    # A sample needs a query text: impressions of requests without one are left out (counted).
+    samples = all_samples.filter(F.col("query_text").isNotNull())
+    return DayTables(events, queries, quarantine, samples, all_samples, orphans)
+
+
+# ---- stage, reconcile, publish ------------------------------------------------------------
+
+
+class _Laps:
+    """Wall-clock seconds per step, for the summary."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self._mark = time.time()
+
+    def __call__(self, name: str) -> None:
+        now = time.time()
+        self.timings[name] = round(now - self._mark, 2)
+        self._mark = now
+
+
+def _ingest(run: IngestRun, records) -> dict[str, Any]:
+    laps = _Laps()
+    tally = Tally.of(records)
+    laps("parse")
+    tables = _day_tables(run, records)
+    expected = tally.expected_rows()
+    recon_rows = tally.reconciliation_rows(run.run_id, run.files)
+    try:
+        written, stats = _stage_and_publish(run, tables, expected, recon_rows, laps)
+    finally:
+        tables.events.unpersist()
+    return _summary(run, tally, written, recon_rows, stats, laps.timings)
+
+
+def _stage_and_publish(
+    run: IngestRun, tables: DayTables, expected: dict[str, int], recon_rows: list[dict], laps: _Laps
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Stage every table, reconcile, then publish all five; returns the rows written and the sample stats.
+
+    Nothing is published unless every table is staged and the reconciliation adds up.
+    """
+    written: dict[str, int] = {}
+    with ExitStack() as stack:
+        stage = {t: stack.enter_context(run.warehouse.staged_partition(t, {"ds": run.ds})) for t in _STAGE_ORDER}
+        for table, df, schema in tables.staged():
+            _write(_conform(df, schema), stage[table], table, expected[table], run.ic.rows_per_file)
+            written[table] = _parquet_rows(stage[table])  # read back what was actually written
+            laps(f"write_{table}")
+            faults.point(f"ingest.staged.{table}")
+        _reconcile(run.ds, recon_rows, expected, written, stage["quarantine"])
+        pq_write_reconciliation(recon_rows, stage["reconciliation"])
+        written["reconciliation"] = len(recon_rows)
+        faults.point("ingest.staged.reconciliation")
+        stats = _stats(tables.all_samples, tables.orphans)
+        laps("stats")
+    return written, stats
+
+
+def _summary(run: IngestRun, tally: Tally, written, recon_rows, stats, timings) -> dict[str, Any]:
+    summary = {
+        "ds": str(run.ds),
+        "run_id": run.run_id,
+        "rows": written,
+        "reconciliation": recon_rows,
+        "quarantine_reasons": tally.quarantine_reasons(),
+        "dedup_dropped": sum(r["dedup_dropped"] for r in recon_rows),
+        "empty": sum(r["raw_records"] for r in recon_rows) == 0,
+        "accepted_event_actions": tally.accepted_event_actions(),
+        "impressions": tally.n("ubi_events", "record", "accepted", action="impression"),
+        "late_interactions": tally.late_interactions(),
+        "history_days": run.history_days,
+        **stats,
+        "timings": timings,
+        "seconds": round(time.time() - run.started, 2),
+    }
+    log.info("ingest ds=%s: %s", run.ds, summary)
+    return summary
+
+
+# ---- helpers ------------------------------------------------------------------------------
 
 
 def _conform(df, schema: TableSchema):
@@ -56,232 +301,10 @@ def _write(df, staging: Path, table: str, rows: int, rows_per_file: int) -> None
     df.write.mode("overwrite").option("compression", "zstd").parquet(str(staging))
 
 
-def _counts(df, *cols) -> dict[tuple, int]:
-    return {
-        tuple(r[c] for c in cols): int(r["n"])
-        for r in df.groupBy(*cols).count().withColumnRenamed("count", "n").collect()
-    }
-
-
-def ingest_day(
-    cfg: SieConfig,
-    ds: str,
-    spark=None,
-    run_id: str | None = None,
-    *,
-    _after_staging=None,
-) -> dict[str, Any]:
-    """Ingest one day of raw UBI logs and publish its partitions; returns a summary.
-
-    Raises FileNotFoundError when the day has not landed (no ``raw/ubi_events/ds=D``
-    folder), :class:`ReconciliationError` when the counts do not add up.
-    ``_after_staging(table, staging_dir)`` (tests only) is called after each staging write;
-    nothing is published before the last one returns.
-    """
-    from sie.spark import get_spark
-
-    t0 = time.time()
-    wh = Warehouse.from_config(cfg)
-    wh.recover()
-    wh.clean_staging()  # leftovers of killed runs older than a day
-    run_id = run_id or f"ingest-{ds}"
-    parse.day_window(ds, 0)  # validates the ds format
-    events_dir, queries_dir = wh.raw_dir("ubi_events", ds), wh.raw_dir("ubi_queries", ds)
-    if not events_dir.is_dir():
-        raise FileNotFoundError(f"raw day not landed: no UBI events folder {events_dir} for ds={ds}")
-    if not queries_dir.is_dir():
-        log.warning("ds=%s: no UBI queries folder %s; requests come from the events only", ds, queries_dir)
-    files = {"ubi_queries": parse.list_raw_files(queries_dir), "ubi_events": parse.list_raw_files(events_dir)}
-
-    spark = spark or get_spark(cfg)
-    spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
-    spark.conf.set("spark.sql.session.timeZone", "UTC")
-    spark.sparkContext.setJobDescription(f"sie ingest ds={ds}")
-
-    # Shuffle partitions scale with the day: a few for a small day (each partition costs task
-    # overhead), more for a large one (a partition must fit a task's memory).
-    landed = sum(p.stat().st_size for paths in files.values() for p in paths)
-    partitions = max(cfg.ingest.shuffle_partitions, math.ceil(landed / max(1, cfg.ingest.landed_bytes_per_partition)))
-    previous = spark.conf.get("spark.sql.shuffle.partitions")
-    spark.conf.set("spark.sql.shuffle.partitions", str(partitions))
-    try:
-        lines = parse.read_lines(spark, files)
-        prev_known = _previous_day_requests(spark, wh, ds) if cfg.ingest.lateness_hours > 0 else None
-        cached: list = []
-        records = parse.classify(lines, ds, cfg.ingest.lateness_hours, prev_known, cached)
-        # Materialise the classified lines and cut their lineage: every later plan then starts
-        # from this table instead of re-planning the whole parse (plans of several MB otherwise
-        # cost seconds of optimiser time per action).
-        records = records.localCheckpoint(eager=True)
-        for df in cached:  # the checkpoint now holds everything later steps read
-            df.unpersist()
-        summary = _ingest(cfg, wh, spark, ds, run_id, files, records, t0, _after_staging)
-    finally:
-        spark.conf.set("spark.sql.shuffle.partitions", previous)
-    summary["shuffle_partitions"] = partitions
-    return summary
-
-
-def _previous_day_requests(spark, wh: Warehouse, ds: str):
-    """query_ids of the previous day's published queries and impressions (for late interactions), or None."""
-    from pyspark.sql import functions as F
-
-    prev = (datetime.strptime(ds, "%Y-%m-%d") - timedelta(days=1)).strftime("%Y-%m-%d")
-    frames = []
-    for table in ("queries", "events"):
-        path = wh.partition_dir(table, {"ds": prev})
-        if any(path.glob("*.parquet")):
-            df = spark.read.parquet(str(path))
-            if table == "events":
-                df = df.filter(F.col("action_name") == "impression")
-            frames.append(df.select("query_id"))
-    if not frames:
-        return None
-    out = frames[0]
-    for f in frames[1:]:
-        out = out.unionByName(f)
-    return out.filter(F.col("query_id").isNotNull()).distinct()
-
-
 def _parquet_rows(folder: Path) -> int:
     import pyarrow.parquet as pq
 
     return sum(pq.ParquetFile(f).metadata.num_rows for f in sorted(folder.glob("*.parquet")))
-
-
-def _ingest(cfg, wh, spark, ds, run_id, files, records, t0, after_staging):
-    from pyspark import StorageLevel
-    from pyspark.sql import functions as F
-
-    timings: dict[str, float] = {}
-    mark = time.time()
-
-    def lap(name: str) -> None:
-        nonlocal mark
-        now = time.time()
-        timings[name] = round(now - mark, 2)
-        mark = now
-
-    tally = _counts(records, "source", "kind", "dest", "reason", "action_name", "late_interaction")
-    lap("parse")
-
-    def n(source=None, kind=None, dest=None, reason=None, action=None) -> int:
-        return sum(
-            v
-            for (s, k, d, r, a, _late), v in tally.items()
-            if (source is None or s == source)
-            and (kind is None or k == kind)
-            and (dest is None or d == dest)
-            and (reason is None or r == reason)
-            and (action is None or a == action)
-        )
-
-    accepted = F.col("dest") == "accepted"
-    events = records.filter(accepted & (F.col("source") == "ubi_events"))
-    events = events.withColumn("run_id", F.lit(run_id)).persist(StorageLevel.MEMORY_AND_DISK)
-    queries = records.filter(accepted & (F.col("source") == "ubi_queries")).select(
-        "query_id",
-        F.lit(run_id).alias("run_id"),
-        "application",
-        "client_id",
-        "session_id",
-        "user_id",
-        "query_text",
-        "query_response_id",
-        "hit_ids",
-        F.col("event_ts").alias("request_ts"),
-        "file",
-        "line_no",
-    )
-    quarantine = records.filter(F.col("dest") == "quarantine").withColumn("run_id", F.lit(run_id))
-    all_samples, orphans = build_samples(spark, cfg, wh, ds, events, queries, run_id)
-    all_samples = all_samples.localCheckpoint(eager=True)  # (as for records) read by four actions
-    # A sample needs a query text: impressions of requests without one are left out (counted).
-    samples = all_samples.filter(F.col("query_text").isNotNull())
-
-    expected = {
-        "events": n("ubi_events", "record", "accepted"),
-        "queries": n("ubi_queries", "record", "accepted"),
-        "quarantine": n(kind="record", dest="quarantine"),
-        "samples": n("ubi_events", "record", "accepted", action="impression"),  # an upper bound
-    }
-    recon_rows = []
-    for source in parse.SOURCES:
-        recon_rows.append(
-            {
-                "run_id": run_id,
-                "source": source,
-                "raw_records": n(source, "record"),
-                "accepted": n(source, "record", "accepted"),
-                "quarantined": n(source, "record", "quarantine"),
-                "dedup_dropped": n(source, "record", "dedup"),
-                "files": len(files[source]),
-                "raw_lines": n(source),
-                "blank_lines": n(source, "blank"),
-                "bulk_action_lines": n(source, "bulk_action"),
-            }
-        )
-
-    written: dict[str, int] = {}
-    rpf = cfg.ingest.rows_per_file
-    try:
-        with ExitStack() as stack:
-            stage = {
-                t: stack.enter_context(wh.staged_partition(t, {"ds": ds}))
-                # entered in reverse: the ExitStack publishes events first and reconciliation
-                # (the day's completion marker) last
-                for t in ("reconciliation", "samples", "quarantine", "queries", "events")
-            }
-            for table, df, schema in (
-                ("events", events, EVENTS),
-                ("queries", queries, QUERIES),
-                ("quarantine", quarantine, QUARANTINE),
-                ("samples", samples, SAMPLES),
-            ):
-                _write(_conform(df, schema), stage[table], table, expected[table], rpf)
-                written[table] = _parquet_rows(stage[table])  # read back what was actually written
-                lap(f"write_{table}")
-                if after_staging is not None:
-                    after_staging(table, stage[table])
-            _reconcile(ds, recon_rows, expected, written, stage["quarantine"])
-            pq_write_reconciliation(recon_rows, stage["reconciliation"])
-            written["reconciliation"] = len(recon_rows)
-            stats = _stats(all_samples, orphans)
-            lap("stats")
-            if after_staging is not None:
-                after_staging("reconciliation", stage["reconciliation"])
-    finally:
-        events.unpersist()
-
-    reasons: dict[str, dict[str, int]] = {}
-    for (s, k, d, r, a, late), v in tally.items():
-        if d == "quarantine":
-            reasons.setdefault(s, {})[r] = reasons.setdefault(s, {}).get(r, 0) + v
-    actions: dict[str, int] = {}
-    late_interactions = 0
-    for (s, k, d, r, a, late), v in tally.items():
-        if d == "accepted" and late:
-            late_interactions += v
-        if s == "ubi_events" and d == "accepted":
-            actions[a] = actions.get(a, 0) + v
-    summary = {
-        "ds": ds,
-        "run_id": run_id,
-        "rows": written,
-        "reconciliation": recon_rows,
-        "quarantine_reasons": {s: dict(sorted(r.items())) for s, r in sorted(reasons.items())},
-        "dedup_dropped": sum(r["dedup_dropped"] for r in recon_rows),
-        "empty": sum(r["raw_records"] for r in recon_rows) == 0,
-        "accepted_event_actions": dict(sorted(actions.items())),
-        "impressions": n("ubi_events", "record", "accepted", action="impression"),
-        "late_interactions": late_interactions,
-        "history_days": history_days(wh, ds, cfg.ingest.stats_window_days),
-        **stats,
-        "timings": timings,
-        "seconds": round(time.time() - t0, 2),
-    }
-    log.info("ingest ds=%s: %s", ds, summary)
-    return summary
 
 
 def _reconcile(ds, recon_rows, expected, written, quarantine_dir: Path) -> None:

@@ -10,7 +10,7 @@ Public API::
 """
 
 from sie.simulate.behaviour import ACTIONS, LABEL_NOISE, NOISE_TYPES, DayLog, simulate_traffic
-from sie.simulate.core import day_range, oracle_table, run_day, simulate_day, simulate_days
+from sie.simulate.core import oracle_table, simulate_day, simulate_day_with_arrays, simulate_days
 from sie.simulate.stats import world_stats
 from sie.simulate.world import World, get_world, resolve_esci_dir
 
@@ -20,11 +20,10 @@ __all__ = [
     "NOISE_TYPES",
     "DayLog",
     "World",
-    "day_range",
     "get_world",
     "oracle_table",
     "resolve_esci_dir",
-    "run_day",
+    "simulate_day_with_arrays",
     "simulate_day",
     "simulate_days",
     "simulate_traffic",

@@ -8,11 +8,12 @@ streams the others draw from.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from sie.config import SimulateConfig
+from sie.ds import Ds
 from sie.simulate.world import WORLD_TAGS, World, _uuid
 
 NOISE_TYPES = ("none", "bot", "accidental_click", "clickbait", "duplicate", "label_flip")
@@ -67,13 +68,15 @@ HOUR_WEIGHTS = np.array(
 DAY_S = 86400.0
 
 
-def ds_int(ds: str) -> int:
-    return int(ds.replace("-", ""))
+def ds_int(ds: Ds) -> int:
+    """The day as the integer YYYYMMDD: the per-day component of every seed."""
+    day = ds.date
+    return day.year * 10_000 + day.month * 100 + day.day
 
 
 @dataclass
 class DayLog:
-    ds: str
+    ds: Ds
     K: int
     # sessions (S)
     session_ids: np.ndarray  # object
@@ -138,63 +141,168 @@ def _hex_ids(g: np.random.Generator, n: int, uuid: bool) -> np.ndarray:
     return np.array([h[32 * i : 32 * i + 32] for i in range(n)], dtype=object)
 
 
-def simulate_traffic(world: World, cfg: SimulateConfig, ds: str) -> DayLog:
-    R, K = int(cfg.requests_per_day), int(cfg.impressions_per_request)
-    if K > world.width:
-        raise ValueError(f"impressions_per_request={K} exceeds the candidate width {world.width}")
-    if R < 1:
-        raise ValueError("requests_per_day must be >= 1")
-    ss = np.random.SeedSequence([cfg.seed, WORLD_TAGS[cfg.world], ds_int(ds)])
-    g_sess, g_rank, g_click, g_noise, g_ids, g_time = (np.random.default_rng(s) for s in ss.spawn(6))
+@dataclass(frozen=True)
+class _Streams:
+    """The day's independent random streams, one per concern (field order = spawn order)."""
 
-    # ---- sessions -----------------------------------------------------------
-    n_bot = int(round(cfg.bot_rate * R))
-    n_hum = R - n_bot
-    h_len = _split(n_hum, g_sess.geometric(HUMAN_SESSION_P, size=max(1, n_hum)))
-    b_len = _split(n_bot, g_sess.integers(BOT_SESSION_LEN[0], BOT_SESSION_LEN[1] + 1, size=max(1, n_bot)))
+    sess: np.random.Generator  # sessions and query intents
+    rank: np.random.Generator  # production ranker noise
+    click: np.random.Generator  # human click model
+    noise: np.random.Generator  # accidental clicks, bots, label flips, duplicates
+    ids: np.random.Generator  # session / client / query / response ids
+    time: np.random.Generator  # timestamps
+
+    @classmethod
+    def of_day(cls, cfg: SimulateConfig, ds: Ds) -> _Streams:
+        ss = np.random.SeedSequence([cfg.seed, WORLD_TAGS[cfg.world], ds_int(ds)])
+        return cls(*(np.random.default_rng(s) for s in ss.spawn(6)))
+
+
+@dataclass(frozen=True)
+class _Sessions:
+    """Per session (S): human sessions first, then bot sessions."""
+
+    length: np.ndarray  # requests in the session (≥ 1)
+    bot: np.ndarray  # bool
+    user: np.ndarray  # user index, -1 for bots
+    ids: np.ndarray  # object
+    client: np.ndarray  # object
+    user_id: np.ndarray  # object (None = logged out / bot)
+
+
+@dataclass(frozen=True)
+class _Requests:
+    """Per request (R), in session order."""
+
+    session: np.ndarray  # session index
+    session_first: np.ndarray  # per session (S): row of its first request
+    index: np.ndarray  # 0-based index within the session
+    bot: np.ndarray  # bool
+    user: np.ndarray  # user index, -1 for bots
+    ts: np.ndarray  # seconds since midnight UTC
+
+    @property
+    def human(self) -> np.ndarray:
+        return ~self.bot
+
+    @property
+    def first(self) -> np.ndarray:
+        """Per request: the row of its session's first request."""
+        return self.session_first[self.session]
+
+
+@dataclass(frozen=True)
+class _Shown:
+    """What the production ranker showed per impression (R, K)."""
+
+    item: np.ndarray
+    grade: np.ndarray
+
+
+@dataclass(frozen=True)
+class _HumanClicks:
+    """The click model's outcome per impression (R, K), before noise is added."""
+
+    clicked: np.ndarray  # genuine clicks and clickbait clicks
+    clickbait: np.ndarray  # clicks that happened only because the item is clickbait
+    dwell: np.ndarray
+    cart: np.ndarray
+    purchase: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Engagement:
+    """The final per-impression (R, K) outcome: flags and their timestamps."""
+
+    click: np.ndarray
+    cart: np.ndarray
+    purchase: np.ndarray
+    click_ts: np.ndarray
+    cart_ts: np.ndarray
+    purchase_ts: np.ndarray
+    dwell: np.ndarray
+
+
+@dataclass(frozen=True)
+class _EventLines:
+    """Event lines in file order, logging-retry copies included."""
+
+    flat: np.ndarray  # impression r * K + k
+    action: np.ndarray  # index into ACTIONS
+    ts: np.ndarray
+    copy: np.ndarray  # bool: this line is a retry copy of the line before it
+    retried: np.ndarray  # flat impressions that have a retried line
+
+
+def _sessions(world: World, n_requests: int, bot_rate: float, g: _Streams) -> _Sessions:
+    """Geometric human sessions of logged-in or anonymous users, long uniform bot sessions."""
+    n_bot = int(round(bot_rate * n_requests))
+    n_hum = n_requests - n_bot
+    h_len = _split(n_hum, g.sess.geometric(HUMAN_SESSION_P, size=max(1, n_hum)))
+    b_len = _split(n_bot, g.sess.integers(BOT_SESSION_LEN[0], BOT_SESSION_LEN[1] + 1, size=max(1, n_bot)))
     S_h, S_b = len(h_len), len(b_len)
-    sess_len = np.concatenate([h_len, b_len]).astype(np.int64)
-    sess_bot = np.concatenate([np.zeros(S_h, bool), np.ones(S_b, bool)])
-    sess_user = np.concatenate(
-        [g_sess.choice(world.n_users, size=S_h, p=world.user_activity), -np.ones(S_b, np.int64)]
+    user = np.concatenate(
+        [g.sess.choice(world.n_users, size=S_h, p=world.user_activity), -np.ones(S_b, np.int64)]
     ).astype(np.int64)
-    session_ids = _hex_ids(g_ids, S_h + S_b, uuid=False)
-    bot_clients = _hex_ids(g_ids, S_b, uuid=True)
+    ids = _hex_ids(g.ids, S_h + S_b, uuid=False)
+    bot_clients = _hex_ids(g.ids, S_b, uuid=True)
+    hum_user = user[:S_h]
     clients = np.array(world.user_client, dtype=object)
-    session_client = np.concatenate([clients[sess_user[:S_h]], bot_clients]).astype(object)
     uid = np.array(world.user_ids, dtype=object)
-    hum_uid = np.where(world.user_anonymous[sess_user[:S_h]], None, uid[sess_user[:S_h]])
-    session_user_id = np.concatenate([hum_uid, np.full(S_b, None, dtype=object)]).astype(object)
+    hum_uid = np.where(world.user_anonymous[hum_user], None, uid[hum_user])
+    return _Sessions(
+        length=np.concatenate([h_len, b_len]).astype(np.int64),
+        bot=np.concatenate([np.zeros(S_h, bool), np.ones(S_b, bool)]),
+        user=user,
+        ids=ids,
+        client=np.concatenate([clients[hum_user], bot_clients]).astype(object),
+        user_id=np.concatenate([hum_uid, np.full(S_b, None, dtype=object)]).astype(object),
+    )
 
-    # ---- requests: timing ----------------------------------------------------
-    req_session = np.repeat(np.arange(S_h + S_b), sess_len)
-    first = np.concatenate([[0], np.cumsum(sess_len)[:-1]])
-    req_index = np.arange(R) - first[req_session]
-    req_bot = sess_bot[req_session]
-    gap = np.where(req_bot, g_time.uniform(1.0, 4.0, R), 15.0 + g_time.exponential(60.0, R))
-    gap[req_index == 0] = 0.0
+
+def _request_times(sessions: _Sessions, n_requests: int, g_time: np.random.Generator) -> _Requests:
+    """Sessions start at an hour drawn from the daily profile; requests follow after think-time gaps."""
+    R, S = n_requests, len(sessions.length)
+    session = np.repeat(np.arange(S), sessions.length)
+    session_first = np.concatenate([[0], np.cumsum(sessions.length)[:-1]])
+    index = np.arange(R) - session_first[session]
+    bot = sessions.bot[session]
+    gap = np.where(bot, g_time.uniform(1.0, 4.0, R), 15.0 + g_time.exponential(60.0, R))
+    gap[index == 0] = 0.0
     cs = np.cumsum(gap)
-    offset = cs - cs[first[req_session]]
-    dur = np.zeros(S_h + S_b)
-    np.maximum.at(dur, req_session, offset)
-    hour = g_time.choice(24, size=S_h + S_b, p=HOUR_WEIGHTS / HOUR_WEIGHTS.sum())
-    start = hour * 3600.0 + g_time.uniform(0, 3600.0, S_h + S_b)
+    offset = cs - cs[session_first[session]]
+    dur = np.zeros(S)
+    np.maximum.at(dur, session, offset)
+    hour = g_time.choice(24, size=S, p=HOUR_WEIGHTS / HOUR_WEIGHTS.sum())
+    start = hour * 3600.0 + g_time.uniform(0, 3600.0, S)
     start = np.clip(np.minimum(start, DAY_S - 1800.0 - dur), 0.0, None)
-    req_ts = start[req_session] + offset
-    req_user = sess_user[req_session]
+    return _Requests(
+        session=session,
+        session_first=session_first,
+        index=index,
+        bot=bot,
+        user=sessions.user[session],
+        ts=start[session] + offset,
+    )
 
-    # ---- requests: intents ---------------------------------------------------
-    traffic, probs = world.traffic_intents, world.traffic_probs
-    cum = np.cumsum(probs)
+
+def _zipf_intents(world: World, n_requests: int, g_sess: np.random.Generator) -> np.ndarray:
+    """Each request's query drawn from the traffic intents' Zipf popularity."""
+    traffic = world.traffic_intents
+    cum = np.cumsum(world.traffic_probs)
     cum[-1] = 1.0
-    u = g_sess.random(R)
-    intent = traffic[np.minimum(np.searchsorted(cum, u, side="right"), len(traffic) - 1)]
-    hum = ~req_bot
-    # part of human queries come from the user's preferred top category
-    pref = hum & (g_sess.random(R) < PREF_TOP_P)
+    u = g_sess.random(n_requests)
+    return traffic[np.minimum(np.searchsorted(cum, u, side="right"), len(traffic) - 1)]
+
+
+def _prefer_user_category(world: World, req: _Requests, intent: np.ndarray, g_sess: np.random.Generator) -> None:
+    """Part of human queries come from the user's preferred top category (changes ``intent`` in place)."""
+    R = len(intent)
+    traffic, probs = world.traffic_intents, world.traffic_probs
+    pref = req.human & (g_sess.random(R) < PREF_TOP_P)
     t_top = world.intent_top[traffic]
     u2 = g_sess.random(R)
-    user_top = np.where(req_user >= 0, world.user_pref_top[np.maximum(req_user, 0)], -1)
+    user_top = np.where(req.user >= 0, world.user_pref_top[np.maximum(req.user, 0)], -1)
     for t in np.unique(user_top[pref]):
         members = np.flatnonzero(t_top == t)
         if len(members) == 0:
@@ -203,95 +311,150 @@ def simulate_traffic(world: World, cfg: SimulateConfig, ds: str) -> DayLog:
         c /= c[-1]
         rows = np.flatnonzero(pref & (user_top == t))
         intent[rows] = traffic[members[np.minimum(np.searchsorted(c, u2[rows], side="right"), len(members) - 1)]]
-    # refinements: a later request re-queries the first request's product type
+
+
+def _refinements(world: World, req: _Requests, intent: np.ndarray, g_sess: np.random.Generator) -> np.ndarray:
+    """A later request in a human session may re-query the first request's product type."""
+    R = len(intent)
+    traffic = world.traffic_intents
     grp = world.intent_group[traffic]
     order = np.argsort(grp, kind="stable")
     grp_sorted, members_sorted = grp[order], traffic[order]
-    refine = hum & (req_index > 0) & (g_sess.random(R) < REFINE_P)
-    base_grp = world.intent_group[intent[first[req_session]]]
+    refine = req.human & (req.index > 0) & (g_sess.random(R) < REFINE_P)
+    base_grp = world.intent_group[intent[req.first]]
     lo = np.searchsorted(grp_sorted, base_grp, side="left")
     hi = np.searchsorted(grp_sorted, base_grp, side="right")
     pick = lo + np.floor(g_sess.random(R) * (hi - lo)).astype(np.int64)
-    intent = np.where(refine & (hi > lo), members_sorted[np.minimum(pick, len(members_sorted) - 1)], intent)
-    # bots crawl the query space uniformly
-    intent = np.where(req_bot, traffic[g_sess.integers(0, len(traffic), R)], intent).astype(np.int32)
+    return np.where(refine & (hi > lo), members_sorted[np.minimum(pick, len(members_sorted) - 1)], intent)
 
-    # ---- production ranker ---------------------------------------------------
+
+def _intents(world: World, req: _Requests, g_sess: np.random.Generator) -> np.ndarray:
+    """The intent (query) of every request."""
+    R = len(req.ts)
+    intent = _zipf_intents(world, R, g_sess)
+    _prefer_user_category(world, req, intent, g_sess)
+    intent = _refinements(world, req, intent, g_sess)
+    # bots crawl the query space uniformly
+    traffic = world.traffic_intents
+    return np.where(req.bot, traffic[g_sess.integers(0, len(traffic), R)], intent).astype(np.int32)
+
+
+def _production_ranking(
+    world: World, intent: np.ndarray, K: int, noise_sd: float, g_rank: np.random.Generator
+) -> _Shown:
+    """The top K candidates by base score plus per-request ranker noise."""
     scores = world.cand_base[intent]
-    scores += g_rank.standard_normal(scores.shape, dtype=np.float32) * np.float32(cfg.ranker_noise)
+    scores += g_rank.standard_normal(scores.shape, dtype=np.float32) * np.float32(noise_sd)
     top = np.argpartition(-scores, K - 1, axis=1)[:, :K]
     o = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
     top = np.take_along_axis(top, o, axis=1)
     del scores
     rows = intent[:, None]
-    imp_item = world.cand_items[rows, top]
-    imp_grade = world.cand_grade[rows, top]
+    return _Shown(item=world.cand_items[rows, top], grade=world.cand_grade[rows, top])
 
-    # ---- click model (humans) -------------------------------------------------
-    pos = np.arange(1, K + 1)
-    exam = (1.0 / pos) ** cfg.position_bias
-    uu = np.maximum(req_user, 0)
-    brand_match = (world.user_fav_brands[uu][:, None, :] == world.item_brand[imp_item][:, :, None]).any(-1)
-    logit = (
-        ATTR_LOGIT[imp_grade]
-        + QUALITY_W * world.quality[imp_item]
+
+def _attractiveness_logit(world: World, req: _Requests, shown: _Shown) -> np.ndarray:
+    """Grade, latent quality, brand affinity, price sensitivity and the user's click bias."""
+    uu = np.maximum(req.user, 0)
+    item = shown.item
+    brand_match = (world.user_fav_brands[uu][:, None, :] == world.item_brand[item][:, :, None]).any(-1)
+    return (
+        ATTR_LOGIT[shown.grade]
+        + QUALITY_W * world.quality[item]
         + world.user_brand_w[uu][:, None] * brand_match
-        - PRICE_W * world.user_price_sens[uu][:, None] * world.price_z[imp_item]
+        - PRICE_W * world.user_price_sens[uu][:, None] * world.price_z[item]
         + world.user_click_bias[uu][:, None]
     )
-    cb = world.clickbait[imp_item]
+
+
+def _human_clicks(
+    world: World, req: _Requests, shown: _Shown, exam: np.ndarray, g_click: np.random.Generator
+) -> _HumanClicks:
+    """Position-biased examination × attractiveness; satisfied clicks may convert."""
+    R, K = shown.item.shape
+    logit = _attractiveness_logit(world, req, shown)
+    cb = world.clickbait[shown.item]
     p_true = exam * _sigmoid(logit)
     p_cb = exam * _sigmoid(logit + CLICKBAIT_BOOST * cb)
     u = g_click.random((R, K))
-    H = hum[:, None]
+    H = req.human[:, None]
     genuine = H & (u < p_true)
     cb_click = H & cb & ~genuine & (u < p_cb)
     clicked = genuine | cb_click
-    p_sat = _sigmoid(SAT_LOGIT[imp_grade] + 0.5 * world.quality[imp_item]) * np.where(cb, CLICKBAIT_SAT, 1.0)
+    quality = world.quality[shown.item]
+    p_sat = _sigmoid(SAT_LOGIT[shown.grade] + 0.5 * quality) * np.where(cb, CLICKBAIT_SAT, 1.0)
     sat = clicked & (g_click.random((R, K)) < p_sat)
     dwell_sat = g_click.lognormal(np.log(45.0), 0.6, (R, K))
     dwell_unsat = g_click.lognormal(np.log(8.0), 0.5, (R, K))
-    dwell = np.where(sat, dwell_sat, dwell_unsat)
     cart = sat & (g_click.random((R, K)) < P_CART)
     purchase = cart & (g_click.random((R, K)) < P_PURCHASE)
+    return _HumanClicks(
+        clicked=clicked, clickbait=cb_click, dwell=np.where(sat, dwell_sat, dwell_unsat), cart=cart, purchase=purchase
+    )
 
-    # ---- noise: accidental clicks ---------------------------------------------
+
+def _accidental_clicks(
+    clicks: _HumanClicks, human: np.ndarray, exam: np.ndarray, rate: float, g_noise: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """(accidental click mask, dwell): ``rate`` of human clicks, on unclicked impressions, by examination."""
+    R, K = clicks.clicked.shape
     acc = np.zeros((R, K), bool)
-    n_gen = int(clicked.sum())
-    rate = cfg.accidental_click_rate
+    n_gen = int(clicks.clicked.sum())
     if rate > 0 and n_gen > 0:
         n_acc = int(round(min(rate, 0.99) / (1.0 - min(rate, 0.99)) * n_gen))
-        elig = np.flatnonzero((H & ~clicked).ravel())
+        elig = np.flatnonzero((human[:, None] & ~clicks.clicked).ravel())
         if n_acc > 0 and len(elig):
             n_acc = min(n_acc, len(elig))
             w = np.broadcast_to(exam, (R, K)).ravel()[elig]
             keys = g_noise.exponential(1.0, len(elig)) / w  # weighted sampling without replacement
             chosen = elig[np.argpartition(keys, n_acc - 1)[:n_acc]] if n_acc < len(elig) else elig
             acc.ravel()[chosen] = True
-    dwell = np.where(acc, g_noise.uniform(0.2, 2.0, (R, K)), dwell)
+    return acc, np.where(acc, g_noise.uniform(0.2, 2.0, (R, K)), clicks.dwell)
 
-    # ---- noise: bots ------------------------------------------------------------
-    bot_click = req_bot[:, None] & (g_noise.random((R, K)) < BOT_CLICK_P)
-    dwell = np.where(bot_click, g_noise.uniform(0.05, 1.5, (R, K)), dwell)
-    click = clicked | acc | bot_click
 
-    # ---- timestamps -------------------------------------------------------------
+def _bot_clicks(bot: np.ndarray, dwell: np.ndarray, g_noise: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(bot click mask, dwell): bots click any result with BOT_CLICK_P, whatever its rank, and leave fast."""
+    shape = dwell.shape
+    bot_click = bot[:, None] & (g_noise.random(shape) < BOT_CLICK_P)
+    return bot_click, np.where(bot_click, g_noise.uniform(0.05, 1.5, shape), dwell)
+
+
+def _engagement_times(
+    req: _Requests, click: np.ndarray, clicks: _HumanClicks, dwell: np.ndarray, g_time: np.random.Generator
+) -> _Engagement:
+    """Click, add_to_cart and purchase timestamps for every impression (used where the flag is set)."""
+    R, K = click.shape
     k0 = np.arange(K)[None, :]
-    click_ts = req_ts[:, None] + np.where(
-        req_bot[:, None],
+    click_ts = req.ts[:, None] + np.where(
+        req.bot[:, None],
         0.5 + 0.3 * k0 + g_time.uniform(0, 0.5, (R, K)),
         2.0 + 1.5 * k0 + g_time.exponential(4.0, (R, K)),
     )
     cart_ts = click_ts + 0.8 * dwell
     purchase_ts = cart_ts + 20.0 + g_time.exponential(40.0, (R, K))
+    return _Engagement(
+        click=click,
+        cart=clicks.cart,
+        purchase=clicks.purchase,
+        click_ts=click_ts,
+        cart_ts=cart_ts,
+        purchase_ts=purchase_ts,
+        dwell=dwell,
+    )
 
-    # ---- noise: misattributed purchases (label flips) ---------------------------
-    flip = np.zeros((R, K), bool)
-    n_flip = int(round(cfg.label_flip_rate * n_hum))
+
+def _misattribute_purchases(
+    eng: _Engagement, req: _Requests, rate: float, g_noise: np.random.Generator
+) -> tuple[_Engagement, np.ndarray]:
+    """(engagement, flipped mask): ``rate`` of human requests get a purchase on the wrong impression."""
+    cart, purchase = eng.cart.copy(), eng.purchase.copy()
+    cart_ts, purchase_ts = eng.cart_ts.copy(), eng.purchase_ts.copy()
+    flip = np.zeros(cart.shape, bool)
+    hum_rows = np.flatnonzero(req.human)
+    n_flip = int(round(rate * len(hum_rows)))
     if n_flip > 0:
-        hum_rows = np.flatnonzero(hum)
         rr = np.sort(g_noise.choice(hum_rows, size=min(n_flip, len(hum_rows)), replace=False))
-        elig = ~(click[rr] | cart[rr] | purchase[rr])
+        elig = ~(eng.click[rr] | cart[rr] | purchase[rr])
         key = np.where(elig, g_noise.random(elig.shape), -1.0)
         tgt = key.argmax(axis=1)
         ok = elig.any(axis=1)
@@ -307,72 +470,127 @@ def simulate_traffic(world: World, cfg: SimulateConfig, ds: str) -> DayLog:
         flip[a_r, a_s] = True
         # (b) a purchase from elsewhere is attributed to an impression nobody engaged with
         b_r, b_t = rr[~has_p], tgt[~has_p]
-        cart_ts[b_r, b_t] = req_ts[b_r] + 60.0 + g_noise.exponential(90.0, len(b_r))
+        cart_ts[b_r, b_t] = req.ts[b_r] + 60.0 + g_noise.exponential(90.0, len(b_r))
         purchase_ts[b_r, b_t] = cart_ts[b_r, b_t] + 20.0 + g_noise.exponential(40.0, len(b_r))
         cart[rr, tgt] = True
         purchase[rr, tgt] = True
         flip[rr, tgt] = True
+    flipped = replace(eng, cart=cart, purchase=purchase, cart_ts=cart_ts, purchase_ts=purchase_ts)
+    return flipped, flip
 
-    noise = np.zeros((R, K), np.int8)
-    noise[acc] = NOISE_CODE["accidental_click"]
-    noise[cb_click] = NOISE_CODE["clickbait"]
-    noise[flip] = NOISE_CODE["label_flip"]
-    noise[req_bot] = NOISE_CODE["bot"]
 
-    # ---- event lines, time ordered, with logging-retry duplicates -----------------
-    imp_ts = req_ts[:, None] + 0.1 + 0.005 * k0
-    parts = [(np.ones((R, K), bool), imp_ts, 0), (click, click_ts, 1), (cart, cart_ts, 2), (purchase, purchase_ts, 3)]
-    ev_flat, ev_ts, ev_action = [], [], []
-    for mask, ts, a in parts:
+def _time_ordered_events(eng: _Engagement, req_ts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(flat impression, timestamp, action) of every event, in time order (impressions first on ties)."""
+    R, K = eng.click.shape
+    imp_ts = req_ts[:, None] + 0.1 + 0.005 * np.arange(K)[None, :]
+    parts = [
+        (np.ones((R, K), bool), imp_ts, 0),
+        (eng.click, eng.click_ts, 1),
+        (eng.cart, eng.cart_ts, 2),
+        (eng.purchase, eng.purchase_ts, 3),
+    ]
+    flat, ts, action = [], [], []
+    for mask, when, a in parts:
         idx = np.flatnonzero(mask.ravel())
-        ev_flat.append(idx)
-        ev_ts.append(ts.ravel()[idx])
-        ev_action.append(np.full(len(idx), a, np.int8))
-    ev_flat = np.concatenate(ev_flat)
-    ev_ts = np.minimum(np.concatenate(ev_ts), DAY_S - 0.001)
-    ev_action = np.concatenate(ev_action)
-    order = np.argsort(ev_ts, kind="stable")
-    ev_flat, ev_ts, ev_action = ev_flat[order], ev_ts[order], ev_action[order]
-    dup = g_noise.random(len(ev_flat)) < cfg.duplicate_event_rate
-    reps = 1 + dup.astype(np.int64)
-    ev_copy = np.zeros(int(reps.sum()), bool)
-    ev_copy[np.cumsum(reps)[dup] - 1] = True
-    dup_flat = ev_flat[dup]
-    ev_flat, ev_ts, ev_action = np.repeat(ev_flat, reps), np.repeat(ev_ts, reps), np.repeat(ev_action, reps)
-    nz = noise.ravel()
-    dup_imp = np.zeros(R * K, bool)
-    dup_imp[dup_flat] = True
-    nz[dup_imp & (nz == 0)] = NOISE_CODE["duplicate"]
+        flat.append(idx)
+        ts.append(when.ravel()[idx])
+        action.append(np.full(len(idx), a, np.int8))
+    flat_all = np.concatenate(flat)
+    ts_all = np.minimum(np.concatenate(ts), DAY_S - 0.001)
+    action_all = np.concatenate(action)
+    order = np.argsort(ts_all, kind="stable")
+    return flat_all[order], ts_all[order], action_all[order]
 
+
+def _event_lines(
+    eng: _Engagement, req_ts: np.ndarray, duplicate_rate: float, g_noise: np.random.Generator
+) -> _EventLines:
+    """Time-ordered event lines; ``duplicate_rate`` of them are logged twice (a logging retry)."""
+    flat, ts, action = _time_ordered_events(eng, req_ts)
+    dup = g_noise.random(len(flat)) < duplicate_rate
+    reps = 1 + dup.astype(np.int64)
+    copy = np.zeros(int(reps.sum()), bool)
+    copy[np.cumsum(reps)[dup] - 1] = True
+    return _EventLines(
+        flat=np.repeat(flat, reps),
+        action=np.repeat(action, reps),
+        ts=np.repeat(ts, reps),
+        copy=copy,
+        retried=flat[dup],
+    )
+
+
+def _noise_codes(
+    accidental: np.ndarray, clickbait: np.ndarray, flip: np.ndarray, bot: np.ndarray, retried: np.ndarray
+) -> np.ndarray:
+    """One NOISE_CODE per impression; later kinds win, ``duplicate`` only marks otherwise clean impressions."""
+    noise = np.zeros(accidental.shape, np.int8)
+    noise[accidental] = NOISE_CODE["accidental_click"]
+    noise[clickbait] = NOISE_CODE["clickbait"]
+    noise[flip] = NOISE_CODE["label_flip"]
+    noise[bot] = NOISE_CODE["bot"]
+    nz = noise.ravel()
+    dup_imp = np.zeros(nz.size, bool)
+    dup_imp[retried] = True
+    nz[dup_imp & (nz == 0)] = NOISE_CODE["duplicate"]
+    return noise
+
+
+def _day_size(world: World, cfg: SimulateConfig) -> tuple[int, int]:
+    """(requests R, impressions per request K), validated against the world."""
+    R, K = int(cfg.requests_per_day), int(cfg.impressions_per_request)
+    if K > world.width:
+        raise ValueError(f"impressions_per_request={K} exceeds the candidate width {world.width}")
+    if R < 1:
+        raise ValueError("requests_per_day must be >= 1")
+    return R, K
+
+
+def simulate_traffic(world: World, cfg: SimulateConfig, ds: str | Ds) -> DayLog:
+    """One day of traffic over ``world``: a pure function of (config, ds)."""
+    ds = Ds(ds)
+    R, K = _day_size(world, cfg)
+    g = _Streams.of_day(cfg, ds)
+    sessions = _sessions(world, R, cfg.bot_rate, g)
+    req = _request_times(sessions, R, g.time)
+    intent = _intents(world, req, g.sess)
+    shown = _production_ranking(world, intent, K, cfg.ranker_noise, g.rank)
+    exam = (1.0 / np.arange(1, K + 1)) ** cfg.position_bias
+    clicks = _human_clicks(world, req, shown, exam, g.click)
+    accidental, dwell = _accidental_clicks(clicks, req.human, exam, cfg.accidental_click_rate, g.noise)
+    bot_click, dwell = _bot_clicks(req.bot, dwell, g.noise)
+    eng = _engagement_times(req, clicks.clicked | accidental | bot_click, clicks, dwell, g.time)
+    eng, flip = _misattribute_purchases(eng, req, cfg.label_flip_rate, g.noise)
+    events = _event_lines(eng, req.ts, cfg.duplicate_event_rate, g.noise)
     nan = np.nan
     return DayLog(
         ds=ds,
         K=K,
-        session_ids=session_ids,
-        session_client=session_client,
-        session_user_id=session_user_id,
-        session_bot=sess_bot,
-        query_ids=_hex_ids(g_ids, R, uuid=True),
-        response_ids=_hex_ids(g_ids, R, uuid=True),
-        req_session=req_session,
-        req_user=req_user,
-        req_bot=req_bot,
+        session_ids=sessions.ids,
+        session_client=sessions.client,
+        session_user_id=sessions.user_id,
+        session_bot=sessions.bot,
+        query_ids=_hex_ids(g.ids, R, uuid=True),
+        response_ids=_hex_ids(g.ids, R, uuid=True),
+        req_session=req.session,
+        req_user=req.user,
+        req_bot=req.bot,
         req_intent=intent,
-        req_index=req_index,
-        req_ts=req_ts,
-        imp_item=imp_item,
-        imp_grade=imp_grade,
-        click=click,
-        cart=cart,
-        purchase=purchase,
-        click_ts=np.where(click, click_ts, nan),
-        cart_ts=np.where(cart, cart_ts, nan),
-        purchase_ts=np.where(purchase, purchase_ts, nan),
-        dwell=np.where(click, dwell, nan),
-        noise=noise,
-        ev_req=ev_flat // K,
-        ev_pos=ev_flat % K,
-        ev_action=ev_action,
-        ev_ts=ev_ts,
-        ev_copy=ev_copy,
+        req_index=req.index,
+        req_ts=req.ts,
+        imp_item=shown.item,
+        imp_grade=shown.grade,
+        click=eng.click,
+        cart=eng.cart,
+        purchase=eng.purchase,
+        click_ts=np.where(eng.click, eng.click_ts, nan),
+        cart_ts=np.where(eng.cart, eng.cart_ts, nan),
+        purchase_ts=np.where(eng.purchase, eng.purchase_ts, nan),
+        dwell=np.where(eng.click, eng.dwell, nan),
+        noise=_noise_codes(accidental, clicks.clickbait, flip, req.bot, events.retried),
+        ev_req=events.flat // K,
+        ev_pos=events.flat % K,
+        ev_action=events.action,
+        ev_ts=events.ts,
+        ev_copy=events.copy,
     )

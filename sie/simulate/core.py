@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
-import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sie.config import SieConfig
+from sie.config import SieConfig, SimulateConfig
+from sie.ds import Ds
+from sie.files import write_atomic, write_text_atomic
 from sie.simulate import ubi
 from sie.simulate.behaviour import LABEL_NOISE, NOISE_CODE, NOISE_TYPES, DayLog, simulate_traffic
 from sie.simulate.world import World, get_world
@@ -25,20 +26,9 @@ EVENTS_FILE = "part-00000.ndjson.gz"
 ORACLE_ITEMS = Path("oracle") / "_world" / "items.parquet"
 
 
-def _check_ds(ds: str) -> str:
-    try:
-        dt.date.fromisoformat(ds)
-    except ValueError as exc:
-        raise ValueError(f"ds must be YYYY-MM-DD, got {ds!r}") from exc
-    return ds
-
-
 def write_parquet(table: pa.Table, path: Path) -> None:
-    """Write atomically (temp file + rename); same table → same bytes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    pq.write_table(table, tmp, compression="zstd")
-    os.replace(tmp, path)
+    """Write atomically (:mod:`sie.files`); same table → same bytes."""
+    write_atomic(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
 
 
 def _clear_day(folder: Path) -> None:
@@ -88,60 +78,77 @@ def world_items_table(world: World) -> pa.Table:
     )
 
 
-def simulate_day(cfg: SieConfig, ds: str) -> dict[str, Any]:
+def simulate_day(cfg: SieConfig, ds: str | Ds) -> dict[str, Any]:
     """Simulate one day and land it under ``cfg.warehouse``; returns a summary dict.
 
     Writes (replacing any previous output for ``ds``): UBI query and event NDJSON (gzip),
     the catalog, the judged holdout (fixed per world and seed), the oracle, and — when
     ``simulate.bad_records`` > 0 — the sidecar ``raw/_injected/ds=D/bad_records.json``.
     """
-    return run_day(cfg, ds)[0]
+    return simulate_day_with_arrays(cfg, ds)[0]
 
 
-def run_day(cfg: SieConfig, ds: str, timings: dict[str, float] | None = None) -> tuple[dict[str, Any], World, DayLog]:
-    """:func:`simulate_day` returning also the world and the day's arrays; ``timings`` gets seconds per stage."""
+@dataclass(frozen=True)
+class _RawDay:
+    """One day's raw UBI lines (Arrow strings, newline-terminated) and the injected bad records."""
+
+    queries: pa.Array
+    events: pa.Array
+    injected: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class _DayPaths:
+    """Where one day lands in the warehouse."""
+
+    queries: Path
+    events: Path
+    bad_records: Path
+
+    @classmethod
+    def of(cls, wh: Warehouse, ds: Ds) -> _DayPaths:
+        return cls(
+            queries=wh.raw_dir("ubi_queries", ds) / QUERIES_FILE,
+            events=wh.raw_dir("ubi_events", ds) / EVENTS_FILE,
+            bad_records=wh.root / "raw" / "_injected" / f"ds={ds}" / "bad_records.json",
+        )
+
+
+def _serialise(world: World, log: DayLog, sim: SimulateConfig) -> _RawDay:
+    """The day as UBI NDJSON lines, with ``sim.bad_records`` malformed lines per kind mixed in."""
     from sie.simulate.bad_records import inject_bad_records
-
-    clock = _Clock(timings)
-    _check_ds(ds)
-    sim = cfg.simulate
-    wh = Warehouse.from_config(cfg)
-    world = get_world(sim)
-    clock("world")
-    log = simulate_traffic(world, sim, ds)
-    clock("traffic")
 
     qlines = ubi.query_lines(world, log)
     elines = ubi.event_lines(world, log)
-    injected: list[dict[str, Any]] = []
-    if sim.bad_records > 0:
-        q, e, injected = inject_bad_records(world, log, ubi.to_pylines(qlines), ubi.to_pylines(elines), sim)
-        qlines, elines = ubi.from_pylines(q), ubi.from_pylines(e)
-    clock("serialise")
+    if sim.bad_records <= 0:
+        return _RawDay(qlines, elines, [])
+    q, e, injected = inject_bad_records(world, log, ubi.to_pylines(qlines), ubi.to_pylines(elines), sim)
+    return _RawDay(ubi.from_pylines(q), ubi.from_pylines(e), injected)
 
-    qdir, edir = wh.raw_dir("ubi_queries", ds), wh.raw_dir("ubi_events", ds)
-    inj_path = wh.root / "raw" / "_injected" / f"ds={ds}" / "bad_records.json"
-    for d in (qdir, edir):
+
+def _write_raw(raw: _RawDay, paths: _DayPaths, compress_level: int) -> None:
+    """Replace the day's raw files; the bad-records sidecar exists only when lines were injected."""
+    for d in (paths.queries.parent, paths.events.parent):
         _clear_day(d)
-    ubi.write_ndjson_gz(qdir / QUERIES_FILE, qlines, sim.compress_level)
-    ubi.write_ndjson_gz(edir / EVENTS_FILE, elines, sim.compress_level)
-    if injected:
-        inj_path.parent.mkdir(parents=True, exist_ok=True)
-        inj_path.write_text(json.dumps(injected, indent=1, sort_keys=True) + "\n")
-    elif inj_path.exists():
-        inj_path.unlink()
-    clock("gzip_write")
+    ubi.write_ndjson_gz(paths.queries, raw.queries, compress_level)
+    ubi.write_ndjson_gz(paths.events, raw.events, compress_level)
+    if raw.injected:
+        write_text_atomic(paths.bad_records, json.dumps(raw.injected, indent=1, sort_keys=True) + "\n")
+    elif paths.bad_records.exists():
+        paths.bad_records.unlink()
 
+
+def _write_world_and_oracle(world: World, log: DayLog, wh: Warehouse) -> None:
+    """The catalog, the holdout and the hidden item truth (fixed per world), and the day's oracle."""
     write_parquet(world.catalog, wh.catalog_path)
     write_parquet(world.holdout, wh.holdout_path)
     write_parquet(world_items_table(world), wh.root / ORACLE_ITEMS)
-    oracle = oracle_table(world, log)
-    write_parquet(oracle, wh.oracle_path(ds))
-    clock("oracle_catalog_holdout")
+    write_parquet(oracle_table(world, log), wh.oracle_path(log.ds))
 
-    noise_counts = {n: int((log.noise == NOISE_CODE[n]).sum()) for n in NOISE_TYPES}
-    summary = {
-        "ds": ds,
+
+def _summary(sim: SimulateConfig, log: DayLog, raw: _RawDay, paths: _DayPaths, wh: Warehouse) -> dict[str, Any]:
+    return {
+        "ds": log.ds,
         "world": sim.world,
         "seed": sim.seed,
         "sessions": int(len(log.session_ids)),
@@ -151,21 +158,42 @@ def run_day(cfg: SieConfig, ds: str, timings: dict[str, float] | None = None) ->
         "clicks": int(log.click.sum()),
         "add_to_cart": int(log.cart.sum()),
         "purchases": int(log.purchase.sum()),
-        "query_lines": len(qlines),
-        "event_lines": len(elines),
+        "query_lines": len(raw.queries),
+        "event_lines": len(raw.events),
         "duplicate_lines": int(log.ev_copy.sum()),
-        "bad_records": len(injected),
-        "noise": noise_counts,
+        "bad_records": len(raw.injected),
+        "noise": {n: int((log.noise == NOISE_CODE[n]).sum()) for n in NOISE_TYPES},
         "paths": {
-            "queries": str(qdir / QUERIES_FILE),
-            "events": str(edir / EVENTS_FILE),
+            "queries": str(paths.queries),
+            "events": str(paths.events),
             "catalog": str(wh.catalog_path),
             "holdout": str(wh.holdout_path),
-            "oracle": str(wh.oracle_path(ds)),
-            **({"bad_records": str(inj_path)} if injected else {}),
+            "oracle": str(wh.oracle_path(log.ds)),
+            **({"bad_records": str(paths.bad_records)} if raw.injected else {}),
         },
     }
-    return summary, world, log
+
+
+def simulate_day_with_arrays(
+    cfg: SieConfig, ds: str | Ds, timings: dict[str, float] | None = None
+) -> tuple[dict[str, Any], World, DayLog]:
+    """:func:`simulate_day` returning also the world and the day's arrays; ``timings`` gets seconds per stage."""
+    clock = _Clock(timings)
+    ds = Ds(ds)
+    sim = cfg.simulate
+    wh = Warehouse.from_config(cfg)
+    world = get_world(sim)
+    clock("world")
+    log = simulate_traffic(world, sim, ds)
+    clock("traffic")
+    raw = _serialise(world, log, sim)
+    clock("serialise")
+    paths = _DayPaths.of(wh, ds)
+    _write_raw(raw, paths, sim.compress_level)
+    clock("gzip_write")
+    _write_world_and_oracle(world, log, wh)
+    clock("oracle_catalog_holdout")
+    return _summary(sim, log, raw, paths, wh), world, log
 
 
 class _Clock:
@@ -179,17 +207,12 @@ class _Clock:
         self.t = now
 
 
-def day_range(start: str, days: int) -> list[str]:
-    d0 = dt.date.fromisoformat(_check_ds(start))
-    return [(d0 + dt.timedelta(days=i)).isoformat() for i in range(int(days))]
-
-
-def simulate_days(cfg: SieConfig, start: str, days: int) -> list[dict[str, Any]]:
+def simulate_days(cfg: SieConfig, start: str | Ds, days: int) -> list[dict[str, Any]]:
     """Simulate ``days`` consecutive days from ``start``; writes ``raw/_meta/simulate_config.json``."""
+    dss = Ds.span(start, days)
     wh = Warehouse.from_config(cfg)
     meta = wh.root / "raw" / "_meta" / "simulate_config.json"
-    meta.parent.mkdir(parents=True, exist_ok=True)
-    get_world(cfg.simulate)  # fail early (e.g. missing ESCI data) before writing anything else
+    get_world(cfg.simulate)  # fail early (e.g. bad start day, missing ESCI data) before writing anything
     # exactly cfg.to_dict(): the file can be fed back as SIE_CONFIG to reproduce the run
-    meta.write_text(json.dumps(cfg.to_dict(), indent=2, sort_keys=True) + "\n")
-    return [simulate_day(cfg, ds) for ds in day_range(start, days)]
+    write_text_atomic(meta, json.dumps(cfg.to_dict(), indent=2, sort_keys=True) + "\n")
+    return [simulate_day(cfg, ds) for ds in dss]

@@ -9,7 +9,6 @@ which is JSON-escaped with :func:`json.dumps`.
 from __future__ import annotations
 
 import json
-import os
 import zlib
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sie.files import atomic_path
 from sie.simulate.behaviour import ACTIONS, DayLog
 from sie.simulate.world import World
 
@@ -141,12 +141,9 @@ def _payload(lines: pa.Array):
 
 def write_ndjson_gz(path: Path, lines: pa.Array, level: int = 6) -> None:
     """Write newline-terminated lines as gzip NDJSON atomically; same lines → same bytes (mtime 0)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     comp = zlib.compressobj(level, zlib.DEFLATED, 31)  # 31: gzip container, mtime 0, no file name
-    with open(tmp, "wb") as fh:
-        step = 1 << 20
+    step = 1 << 20
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         for i in range(0, len(lines), step):
             fh.write(comp.compress(_payload(lines.slice(i, step))))
         fh.write(comp.flush())
-    os.replace(tmp, path)

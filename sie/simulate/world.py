@@ -173,199 +173,6 @@ def _zipf_probs(n: int, s: float) -> np.ndarray:
     return w / w.sum()
 
 
-# ---------------------------------------------------------------------------------
-# synthetic
-def build_synthetic_world(cfg: SimulateConfig) -> World:
-    rng = world_rng(cfg, 1)
-    tops = list(vocab.CATEGORY_TREE)
-    leaves = [(t, leaf) for t in tops for leaf in vocab.CATEGORY_TREE[t]]
-    leaf_index = {leaf: i for i, (_, leaf) in enumerate(leaves)}
-    leaf_top = np.array([tops.index(t) for t, _ in leaves], dtype=np.int32)
-    n_leaves = len(leaves)
-    complements: dict[int, set[int]] = {i: set() for i in range(n_leaves)}
-    for a, b in vocab.COMPLEMENTS:
-        complements[leaf_index[a]].add(leaf_index[b])
-        complements[leaf_index[b]].add(leaf_index[a])
-
-    # brands: per top category, popularity-skewed
-    n_items = cfg.n_items
-    per_top = max(4, n_items // (len(tops) * 40))
-    brands: list[str] = []
-    seen: set[str] = set()
-    brand_top: list[int] = []
-    syl = vocab.BRAND_SYLLABLES
-    for ti in range(len(tops)):
-        made = 0
-        while made < per_top:
-            name = "".join(rng.choice(syl, size=int(rng.integers(2, 4)))).capitalize()
-            if name in seen:
-                continue
-            seen.add(name)
-            brands.append(name)
-            brand_top.append(ti)
-            made += 1
-    brand_top_arr = np.array(brand_top, dtype=np.int32)
-    brand_pop = rng.normal(0, 0.7, len(brands))
-
-    # items
-    item_leaf = rng.integers(0, n_leaves, n_items).astype(np.int32)
-    item_top = leaf_top[item_leaf]
-    quality = rng.normal(0, 1, n_items)
-    item_brand = np.empty(n_items, dtype=np.int32)
-    for ti in range(len(tops)):
-        idx = np.flatnonzero(item_top == ti)
-        cand = np.flatnonzero(brand_top_arr == ti)
-        p = np.exp(brand_pop[cand])
-        item_brand[idx] = rng.choice(cand, size=len(idx), p=p / p.sum())
-    leaf_price = np.exp(rng.normal(3.0, 0.8, n_leaves))
-    log_price = np.log(leaf_price[item_leaf]) + rng.normal(0, 0.35, n_items) + 0.15 * quality
-    price = np.round(np.exp(log_price)) - 0.01
-    price = np.maximum(price, 0.99)
-    price_z = np.zeros(n_items)
-    for li in range(n_leaves):
-        idx = item_leaf == li
-        if idx.sum() > 1:
-            lp = np.log(price[idx])
-            price_z[idx] = (lp - lp.mean()) / (lp.std() or 1.0)
-    popularity = _zscore(0.5 * quality + brand_pop[item_brand] + rng.normal(0, 0.8, n_items))
-
-    attr_families = {t: list(vocab.ATTRIBUTES[t]) for t in tops}
-    item_attrs: list[dict[str, str]] = []
-    titles: list[str] = []
-    for i in range(n_items):
-        t = tops[item_top[i]]
-        attrs = {fam: vals[int(rng.integers(len(vals)))] for fam, vals in vocab.ATTRIBUTES[t].items()}
-        item_attrs.append(attrs)
-        parts = [brands[item_brand[i]]]
-        vals = list(attrs.values())
-        if rng.random() < 0.85:  # sometimes a seller leaves an attribute out of the title
-            parts += vals
-        else:
-            parts += vals[:1]
-        parts.append(leaves[item_leaf[i]][1])
-        if rng.random() < 0.5:
-            parts.append(vocab.FILLER[int(rng.integers(len(vocab.FILLER)))])
-        parts.append(f"{int(rng.integers(1, 10))}{'abcdefghjk'[int(rng.integers(10))]}")
-        titles.append(" ".join(parts))
-    item_ids = np.array([f"P{i:06d}" for i in range(n_items)], dtype=object)
-
-    # intents: every leaf as a category query first, then attribute / brand combos of real items
-    specs: list[tuple[str, str, int, int, dict[str, str]]] = []  # text, kind, leaf, brand, attrs
-    texts: set[str] = set()
-
-    def add(text: str, kind: str, leaf: int, brand: int, attrs: dict[str, str]) -> None:
-        if text not in texts and len(specs) < cfg.n_intents:
-            texts.add(text)
-            specs.append((text, kind, leaf, brand, attrs))
-
-    for li in rng.permutation(n_leaves):
-        add(leaves[li][1], "category", int(li), -1, {})
-    tries = 0
-    while len(specs) < cfg.n_intents and tries < 50 * cfg.n_intents:
-        tries += 1
-        i = int(rng.integers(n_items))
-        li, b = int(item_leaf[i]), int(item_brand[i])
-        fam = attr_families[tops[item_top[i]]]
-        f = fam[int(rng.integers(len(fam)))]
-        a = item_attrs[i][f]
-        kind = rng.choice(["attribute", "brand", "brand_attribute"], p=[0.5, 0.3, 0.2])
-        leaf = leaves[li][1]
-        if kind == "attribute":
-            add(f"{a} {leaf}", "attribute", li, -1, {f: a})
-        elif kind == "brand":
-            add(f"{brands[b].lower()} {leaf}", "brand", li, b, {})
-        else:
-            add(f"{brands[b].lower()} {a} {leaf}", "brand_attribute", li, b, {f: a})
-    n_int = len(specs)
-
-    # candidates and true grades
-    fams = sorted({f for t in tops for f in vocab.ATTRIBUTES[t]})
-    fam_vals = {f: sorted({v for t in tops for v in vocab.ATTRIBUTES[t].get(f, [])}) for f in fams}
-    attr_val = np.full((n_items, len(fams)), -1, dtype=np.int16)
-    for i, attrs in enumerate(item_attrs):
-        for f, v in attrs.items():
-            attr_val[i, fams.index(f)] = fam_vals[f].index(v)
-    index = TitleIndex(titles)
-    comp_items = {li: np.flatnonzero(np.isin(item_leaf, sorted(complements[li]))) for li in range(n_leaves)}
-    C = min(cfg.candidates_per_query, n_items)
-    cand_items = np.empty((n_int, C), dtype=np.int32)
-    cand_grade = np.empty((n_int, C), dtype=np.int8)
-    cand_base = np.empty((n_int, C), dtype=np.float32)
-    for qi, (text, kind, li, b, attrs) in enumerate(specs):
-        # lexical retrieval (best 4C items sharing a token) + "also bought" complements + random filler
-        lex_all = index.overlap_all(text)
-        hit = np.flatnonzero(lex_all > 0)
-        if len(hit) > 4 * C:
-            key = lex_all[hit] + 0.3 * popularity[hit] + rng.normal(0, 0.2, len(hit))
-            hit = hit[np.argpartition(-key, 4 * C - 1)[: 4 * C]]
-        comp = comp_items[li]
-        if len(comp) > C:
-            comp = rng.choice(comp, size=C, replace=False)
-        pool = np.unique(np.concatenate([hit, comp, rng.choice(n_items, size=min(n_items, C // 2), replace=False)]))
-        if len(pool) < C:  # tiny catalogs only
-            pool = np.unique(np.concatenate([pool, np.setdiff1d(np.arange(n_items), pool)[: C - len(pool)]]))
-        grade = np.zeros(len(pool), dtype=np.int8)
-        same = item_leaf[pool] == li
-        exact = same.copy()
-        if b >= 0:
-            exact &= item_brand[pool] == b
-        for f, v in attrs.items():
-            exact &= attr_val[pool, fams.index(f)] == fam_vals[f].index(v)
-        grade[np.isin(item_leaf[pool], sorted(complements[li]))] = 1
-        grade[same] = 2
-        grade[exact] = 3
-        base = _base_scores(lex_all[pool], pool, popularity, rng)
-        # retrieval keeps the best C by base score plus retrieval noise
-        order = np.argsort(-(base + rng.normal(0, 0.3, len(pool))), kind="stable")[:C]
-        cand_items[qi] = pool[order]
-        cand_grade[qi] = grade[order]
-        cand_base[qi] = base[order]
-
-    catalog = pa.table(
-        {
-            "item_id": pa.array(item_ids.tolist(), pa.string()),
-            "title": pa.array(titles, pa.string()),
-            "category": pa.array([tops[t] for t in item_top], pa.string()),
-            "subcategory": pa.array([leaves[li][1] for li in item_leaf], pa.string()),
-            "brand": pa.array([brands[b] for b in item_brand], pa.string()),
-            "price": pa.array(price, pa.float64()),
-            "price_imputed": pa.array(np.zeros(n_items, bool), pa.bool_()),
-        }
-    )
-    intent_text = [s[0] for s in specs]
-    intent_kind = [s[1] for s in specs]
-    intent_group = np.array([s[2] for s in specs], dtype=np.int32)
-    intent_top = leaf_top[intent_group]
-    holdout_mask = np.zeros(n_int, dtype=bool)
-    n_hold = int(round(cfg.holdout_fraction * n_int))
-    holdout_mask[world_rng(cfg, 2).permutation(n_int)[:n_hold]] = True
-    world = _finish(
-        cfg,
-        "synthetic",
-        item_ids,
-        titles,
-        item_top,
-        item_brand,
-        price,
-        price_z,
-        quality,
-        popularity,
-        catalog,
-        tops,
-        brands,
-        intent_text,
-        intent_kind,
-        intent_top,
-        intent_group,
-        cand_items,
-        cand_grade,
-        cand_base,
-        holdout_mask,
-    )
-    world.meta["holdout_split"] = f"seeded random {cfg.holdout_fraction:.0%} of intents (world seed {cfg.seed})"
-    return world
-
-
 class TitleIndex:
     """Binary item × token matrix of titles, for lexical retrieval and overlap scores."""
 
@@ -409,6 +216,369 @@ def _base_scores(lex: np.ndarray, pool: np.ndarray, popularity: np.ndarray, rng)
 
 
 # ---------------------------------------------------------------------------------
+# the parts both worlds are built from
+@dataclass(frozen=True)
+class _Items:
+    """A world's catalog: per-item arrays (n_items) and the catalog table."""
+
+    ids: np.ndarray  # object (str)
+    titles: list[str]
+    top: np.ndarray  # int32 top-category index
+    brand: np.ndarray  # int32 brand index (-1 none)
+    price: np.ndarray
+    price_z: np.ndarray
+    quality: np.ndarray
+    popularity: np.ndarray
+    catalog: pa.Table
+    tops: list[str]
+    brands: list[str]
+
+
+@dataclass(frozen=True)
+class _Candidates:
+    """Per intent, the fixed candidate set retrieval returns: [n_intents, C]."""
+
+    items: np.ndarray  # int32
+    grade: np.ndarray  # int8 true grade
+    base: np.ndarray  # float32 production ranker's base score
+
+
+@dataclass(frozen=True)
+class _Intents:
+    """A world's queries (n_intents) with their candidates and the held-out share."""
+
+    text: list[str]
+    kind: list[str]
+    top: np.ndarray  # int32
+    group: np.ndarray  # int32
+    candidates: _Candidates
+    holdout_mask: np.ndarray  # bool
+
+
+@dataclass(frozen=True)
+class _Users:
+    """The simulated users (n_users); see :class:`World`."""
+
+    segment: np.ndarray
+    price_sens: np.ndarray
+    brand_w: np.ndarray
+    click_bias: np.ndarray
+    fav_brands: np.ndarray
+    pref_top: np.ndarray
+    activity: np.ndarray
+    anonymous: np.ndarray
+    client: list[str]
+    ids: list[str]
+
+
+def _log_price_z(price: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
+    """Log price standardised within each group (groups of one item stay 0)."""
+    price_z = np.zeros(len(price))
+    for gi in range(n_groups):
+        sel = group == gi
+        if sel.sum() > 1:
+            lp = np.log(price[sel])
+            price_z[sel] = (lp - lp.mean()) / (lp.std() or 1.0)
+    return price_z
+
+
+# ---------------------------------------------------------------------------------
+# synthetic
+@dataclass(frozen=True)
+class _CategoryTree:
+    """The synthetic category tree of :mod:`sie.simulate.vocab`."""
+
+    tops: list[str]
+    leaves: list[tuple[str, str]]  # (top, leaf name)
+    leaf_top: np.ndarray  # int32 top index per leaf
+    complements: dict[int, set[int]]  # leaf -> leaves bought with it
+
+    @property
+    def n_leaves(self) -> int:
+        return len(self.leaves)
+
+
+def _category_tree() -> _CategoryTree:
+    tops = list(vocab.CATEGORY_TREE)
+    leaves = [(t, leaf) for t in tops for leaf in vocab.CATEGORY_TREE[t]]
+    leaf_index = {leaf: i for i, (_, leaf) in enumerate(leaves)}
+    complements: dict[int, set[int]] = {i: set() for i in range(len(leaves))}
+    for a, b in vocab.COMPLEMENTS:
+        complements[leaf_index[a]].add(leaf_index[b])
+        complements[leaf_index[b]].add(leaf_index[a])
+    leaf_top = np.array([tops.index(t) for t, _ in leaves], dtype=np.int32)
+    return _CategoryTree(tops=tops, leaves=leaves, leaf_top=leaf_top, complements=complements)
+
+
+@dataclass(frozen=True)
+class _Brands:
+    names: list[str]
+    top: np.ndarray  # int32 top category of each brand
+    popularity: np.ndarray
+
+
+def _synthetic_brands(tops: list[str], n_items: int, rng: np.random.Generator) -> _Brands:
+    """Distinct made-up brand names per top category, popularity-skewed."""
+    per_top = max(4, n_items // (len(tops) * 40))
+    names: list[str] = []
+    seen: set[str] = set()
+    brand_top: list[int] = []
+    syl = vocab.BRAND_SYLLABLES
+    for ti in range(len(tops)):
+        made = 0
+        while made < per_top:
+            name = "".join(rng.choice(syl, size=int(rng.integers(2, 4)))).capitalize()
+            if name in seen:
+                continue
+            seen.add(name)
+            names.append(name)
+            brand_top.append(ti)
+            made += 1
+    return _Brands(names=names, top=np.array(brand_top, dtype=np.int32), popularity=rng.normal(0, 0.7, len(names)))
+
+
+@dataclass(frozen=True)
+class _SyntheticItems:
+    items: _Items
+    leaf: np.ndarray  # int32 leaf-category index
+    attrs: list[dict[str, str]]  # attribute family -> value
+
+
+def _item_brands(item_top: np.ndarray, brands: _Brands, n_tops: int, rng: np.random.Generator) -> np.ndarray:
+    """Each item's brand: one of its top category's brands, by brand popularity."""
+    item_brand = np.empty(len(item_top), dtype=np.int32)
+    for ti in range(n_tops):
+        idx = np.flatnonzero(item_top == ti)
+        cand = np.flatnonzero(brands.top == ti)
+        p = np.exp(brands.popularity[cand])
+        item_brand[idx] = rng.choice(cand, size=len(idx), p=p / p.sum())
+    return item_brand
+
+
+def _synthetic_prices(
+    item_leaf: np.ndarray, quality: np.ndarray, n_leaves: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Log-normal around a per-leaf price level, a little higher for better items; ends in .99."""
+    leaf_price = np.exp(rng.normal(3.0, 0.8, n_leaves))
+    log_price = np.log(leaf_price[item_leaf]) + rng.normal(0, 0.35, len(item_leaf)) + 0.15 * quality
+    price = np.round(np.exp(log_price)) - 0.01
+    return np.maximum(price, 0.99)
+
+
+def _attrs_and_title(top: str, brand: str, leaf: str, rng: np.random.Generator) -> tuple[dict[str, str], str]:
+    """One item's attribute values and its seller-written title."""
+    attrs = {fam: vals[int(rng.integers(len(vals)))] for fam, vals in vocab.ATTRIBUTES[top].items()}
+    parts = [brand]
+    vals = list(attrs.values())
+    if rng.random() < 0.85:  # sometimes a seller leaves an attribute out of the title
+        parts += vals
+    else:
+        parts += vals[:1]
+    parts.append(leaf)
+    if rng.random() < 0.5:
+        parts.append(vocab.FILLER[int(rng.integers(len(vocab.FILLER)))])
+    parts.append(f"{int(rng.integers(1, 10))}{'abcdefghjk'[int(rng.integers(10))]}")
+    return attrs, " ".join(parts)
+
+
+def _synthetic_items(tree: _CategoryTree, brands: _Brands, n_items: int, rng: np.random.Generator) -> _SyntheticItems:
+    item_leaf = rng.integers(0, tree.n_leaves, n_items).astype(np.int32)
+    item_top = tree.leaf_top[item_leaf]
+    quality = rng.normal(0, 1, n_items)
+    item_brand = _item_brands(item_top, brands, len(tree.tops), rng)
+    price = _synthetic_prices(item_leaf, quality, tree.n_leaves, rng)
+    popularity = _zscore(0.5 * quality + brands.popularity[item_brand] + rng.normal(0, 0.8, n_items))
+    described = [
+        _attrs_and_title(tree.tops[item_top[i]], brands.names[item_brand[i]], tree.leaves[item_leaf[i]][1], rng)
+        for i in range(n_items)
+    ]
+    titles = [title for _, title in described]
+    item_ids = np.array([f"P{i:06d}" for i in range(n_items)], dtype=object)
+    catalog = pa.table(
+        {
+            "item_id": pa.array(item_ids.tolist(), pa.string()),
+            "title": pa.array(titles, pa.string()),
+            "category": pa.array([tree.tops[t] for t in item_top], pa.string()),
+            "subcategory": pa.array([tree.leaves[li][1] for li in item_leaf], pa.string()),
+            "brand": pa.array([brands.names[b] for b in item_brand], pa.string()),
+            "price": pa.array(price, pa.float64()),
+            "price_imputed": pa.array(np.zeros(n_items, bool), pa.bool_()),
+        }
+    )
+    items = _Items(
+        ids=item_ids,
+        titles=titles,
+        top=item_top,
+        brand=item_brand,
+        price=price,
+        price_z=_log_price_z(price, item_leaf, tree.n_leaves),
+        quality=quality,
+        popularity=popularity,
+        catalog=catalog,
+        tops=tree.tops,
+        brands=brands.names,
+    )
+    return _SyntheticItems(items=items, leaf=item_leaf, attrs=[attrs for attrs, _ in described])
+
+
+@dataclass(frozen=True)
+class _IntentSpec:
+    """A synthetic query: its text, kind and what an exact match must have."""
+
+    text: str
+    kind: str  # category | attribute | brand | brand_attribute
+    leaf: int
+    brand: int  # -1: any brand
+    attrs: dict[str, str]  # attribute family -> required value
+
+
+def _synthetic_intent_specs(
+    n_intents: int, tree: _CategoryTree, syn: _SyntheticItems, rng: np.random.Generator
+) -> list[_IntentSpec]:
+    """Every leaf as a category query first, then attribute / brand combos of real items."""
+    specs: list[_IntentSpec] = []
+    texts: set[str] = set()
+
+    def add(text: str, kind: str, leaf: int, brand: int, attrs: dict[str, str]) -> None:
+        if text not in texts and len(specs) < n_intents:
+            texts.add(text)
+            specs.append(_IntentSpec(text, kind, leaf, brand, attrs))
+
+    for li in rng.permutation(tree.n_leaves):
+        add(tree.leaves[li][1], "category", int(li), -1, {})
+    attr_families = {t: list(vocab.ATTRIBUTES[t]) for t in tree.tops}
+    brands = syn.items.brands
+    tries = 0
+    while len(specs) < n_intents and tries < 50 * n_intents:
+        tries += 1
+        i = int(rng.integers(len(syn.leaf)))
+        li, b = int(syn.leaf[i]), int(syn.items.brand[i])
+        fam = attr_families[tree.tops[syn.items.top[i]]]
+        f = fam[int(rng.integers(len(fam)))]
+        a = syn.attrs[i][f]
+        kind = rng.choice(["attribute", "brand", "brand_attribute"], p=[0.5, 0.3, 0.2])
+        leaf = tree.leaves[li][1]
+        if kind == "attribute":
+            add(f"{a} {leaf}", "attribute", li, -1, {f: a})
+        elif kind == "brand":
+            add(f"{brands[b].lower()} {leaf}", "brand", li, b, {})
+        else:
+            add(f"{brands[b].lower()} {a} {leaf}", "brand_attribute", li, b, {f: a})
+    return specs
+
+
+@dataclass(frozen=True)
+class _SyntheticRetrieval:
+    """Candidates of a synthetic query and their true grades (3 exact, 2 substitute, 1 complement, 0 else)."""
+
+    index: TitleIndex
+    syn: _SyntheticItems
+    complements: dict[int, set[int]]  # leaf -> leaves bought with it
+    complement_items: dict[int, np.ndarray]  # leaf -> items of its complement leaves
+    families: list[str]  # every attribute family, sorted
+    family_values: dict[str, list[str]]  # family -> its values, sorted
+    attr_code: np.ndarray  # int16 [n_items, families]: value index, -1 where the item has no such attribute
+    width: int  # C
+
+    @classmethod
+    def build(cls, tree: _CategoryTree, syn: _SyntheticItems, width: int) -> _SyntheticRetrieval:
+        fams = sorted({f for t in tree.tops for f in vocab.ATTRIBUTES[t]})
+        fam_vals = {f: sorted({v for t in tree.tops for v in vocab.ATTRIBUTES[t].get(f, [])}) for f in fams}
+        attr_code = np.full((len(syn.leaf), len(fams)), -1, dtype=np.int16)
+        for i, attrs in enumerate(syn.attrs):
+            for f, v in attrs.items():
+                attr_code[i, fams.index(f)] = fam_vals[f].index(v)
+        comp = tree.complements
+        comp_items = {li: np.flatnonzero(np.isin(syn.leaf, sorted(comp[li]))) for li in range(tree.n_leaves)}
+        return cls(
+            index=TitleIndex(syn.items.titles),
+            syn=syn,
+            complements=comp,
+            complement_items=comp_items,
+            families=fams,
+            family_values=fam_vals,
+            attr_code=attr_code,
+            width=width,
+        )
+
+    def _pool(self, spec: _IntentSpec, lex_all: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Lexical retrieval (best 4C items sharing a token) + "also bought" complements + random filler."""
+        C, n_items = self.width, len(self.syn.leaf)
+        hit = np.flatnonzero(lex_all > 0)
+        if len(hit) > 4 * C:
+            key = lex_all[hit] + 0.3 * self.syn.items.popularity[hit] + rng.normal(0, 0.2, len(hit))
+            hit = hit[np.argpartition(-key, 4 * C - 1)[: 4 * C]]
+        comp = self.complement_items[spec.leaf]
+        if len(comp) > C:
+            comp = rng.choice(comp, size=C, replace=False)
+        pool = np.unique(np.concatenate([hit, comp, rng.choice(n_items, size=min(n_items, C // 2), replace=False)]))
+        if len(pool) < C:  # tiny catalogs only
+            pool = np.unique(np.concatenate([pool, np.setdiff1d(np.arange(n_items), pool)[: C - len(pool)]]))
+        return pool
+
+    def _grades(self, spec: _IntentSpec, pool: np.ndarray) -> np.ndarray:
+        leaf = self.syn.leaf[pool]
+        grade = np.zeros(len(pool), dtype=np.int8)
+        same = leaf == spec.leaf
+        exact = same.copy()
+        if spec.brand >= 0:
+            exact &= self.syn.items.brand[pool] == spec.brand
+        for f, v in spec.attrs.items():
+            exact &= self.attr_code[pool, self.families.index(f)] == self.family_values[f].index(v)
+        grade[np.isin(leaf, sorted(self.complements[spec.leaf]))] = 1
+        grade[same] = 2
+        grade[exact] = 3
+        return grade
+
+    def candidates(self, specs: list[_IntentSpec], rng: np.random.Generator) -> _Candidates:
+        n_int, C = len(specs), self.width
+        cand_items = np.empty((n_int, C), dtype=np.int32)
+        cand_grade = np.empty((n_int, C), dtype=np.int8)
+        cand_base = np.empty((n_int, C), dtype=np.float32)
+        for qi, spec in enumerate(specs):
+            lex_all = self.index.overlap_all(spec.text)
+            pool = self._pool(spec, lex_all, rng)
+            grade = self._grades(spec, pool)
+            base = _base_scores(lex_all[pool], pool, self.syn.items.popularity, rng)
+            # retrieval keeps the best C by base score plus retrieval noise
+            order = np.argsort(-(base + rng.normal(0, 0.3, len(pool))), kind="stable")[:C]
+            cand_items[qi] = pool[order]
+            cand_grade[qi] = grade[order]
+            cand_base[qi] = base[order]
+        return _Candidates(items=cand_items, grade=cand_grade, base=cand_base)
+
+
+def _random_holdout(cfg: SimulateConfig, n_intents: int) -> np.ndarray:
+    """A seeded random ``holdout_fraction`` of the intents (own stream: independent of the catalog)."""
+    holdout_mask = np.zeros(n_intents, dtype=bool)
+    n_hold = int(round(cfg.holdout_fraction * n_intents))
+    holdout_mask[world_rng(cfg, 2).permutation(n_intents)[:n_hold]] = True
+    return holdout_mask
+
+
+def build_synthetic_world(cfg: SimulateConfig) -> World:
+    rng = world_rng(cfg, 1)
+    tree = _category_tree()
+    brands = _synthetic_brands(tree.tops, cfg.n_items, rng)
+    syn = _synthetic_items(tree, brands, cfg.n_items, rng)
+    specs = _synthetic_intent_specs(cfg.n_intents, tree, syn, rng)
+    retrieval = _SyntheticRetrieval.build(tree, syn, min(cfg.candidates_per_query, cfg.n_items))
+    candidates = retrieval.candidates(specs, rng)
+    intent_group = np.array([s.leaf for s in specs], dtype=np.int32)
+    intents = _Intents(
+        text=[s.text for s in specs],
+        kind=[s.kind for s in specs],
+        top=tree.leaf_top[intent_group],
+        group=intent_group,
+        candidates=candidates,
+        holdout_mask=_random_holdout(cfg, len(specs)),
+    )
+    world = _finish(cfg, "synthetic", syn.items, intents)
+    world.meta["holdout_split"] = f"seeded random {cfg.holdout_fraction:.0%} of intents (world seed {cfg.seed})"
+    return world
+
+
+# ---------------------------------------------------------------------------------
 # ESCI
 def load_esci(esci_dir: Path) -> tuple[list[dict], dict[str, dict[str, int]]]:
     """(products, {query: {asin: grade}}) from the ESCI folder; clear error when missing."""
@@ -440,16 +610,35 @@ def esci_holdout_queries(queries: list[str], fraction: float) -> set[str]:
     return set(key[:n])
 
 
-def build_esci_world(cfg: SimulateConfig) -> World:
-    esci_dir = resolve_esci_dir(cfg)
-    products, judgments = load_esci(esci_dir)
-    rng = world_rng(cfg, 1)
-    n_items = len(products)
+def _product_numbers(products: list[dict], field: str, kind: type | tuple[type, ...], missing: float) -> np.ndarray:
+    """``product[field]`` where it is a ``kind`` number, else ``missing``."""
+    return np.array([p.get(field) if isinstance(p.get(field), kind) else missing for p in products])
+
+
+def _esci_prices(known: np.ndarray, item_top: np.ndarray, n_tops: int, rng: np.random.Generator) -> np.ndarray:
+    """Known prices where given, otherwise imputed around the top category's median."""
+    med_all = np.nanmedian(known)
+    price = known.copy()
+    for ti in range(n_tops):
+        sel = item_top == ti
+        med = np.nanmedian(known[sel]) if np.isfinite(known[sel]).any() else med_all
+        miss = sel & ~np.isfinite(known)
+        price[miss] = np.round(med * np.exp(rng.normal(0, 0.5, miss.sum())), 2)
+    return np.maximum(price, 0.99)
+
+
+def _esci_item_ids(products: list[dict]) -> np.ndarray:
     item_ids = np.array([p["asin"] for p in products], dtype=object)
     bad = [a for a in item_ids if not _SAFE_ID.match(a)]
     if bad:
         raise ValueError(f"ESCI product ids must be plain identifiers, got {bad[:3]}")
-    index = {a: i for i, a in enumerate(item_ids)}
+    return item_ids
+
+
+def _esci_items(products: list[dict], rng: np.random.Generator) -> _Items:
+    """The real products as the catalog; latent quality from ratings, popularity from rating counts."""
+    n_items = len(products)
+    item_ids = _esci_item_ids(products)
     titles = [(p.get("title") or "").strip() or p["asin"] for p in products]
     cats = [p.get("category") or [] for p in products]
     top_names = [c[0] if c else "Unknown" for c in cats]
@@ -458,91 +647,96 @@ def build_esci_world(cfg: SimulateConfig) -> World:
     brand_names = [(p.get("brand") or "").strip() for p in products]
     brands = sorted({b for b in brand_names if b})
     bidx = {b: i for i, b in enumerate(brands)}
-    item_brand = np.array([bidx.get(b, -1) for b in brand_names], dtype=np.int32)
-    # price: known where given, otherwise imputed around the top category's median
-    known = np.array([p.get("price") if isinstance(p.get("price"), (int, float)) else np.nan for p in products])
-    med_all = np.nanmedian(known)
-    price = known.copy()
-    for ti in range(len(tops)):
-        sel = item_top == ti
-        med = np.nanmedian(known[sel]) if np.isfinite(known[sel]).any() else med_all
-        miss = sel & ~np.isfinite(known)
-        price[miss] = np.round(med * np.exp(rng.normal(0, 0.5, miss.sum())), 2)
-    price = np.maximum(price, 0.99)
-    price_z = np.zeros(n_items)
-    for ti in range(len(tops)):
-        sel = item_top == ti
-        if sel.sum() > 1:
-            lp = np.log(price[sel])
-            price_z[sel] = (lp - lp.mean()) / (lp.std() or 1.0)
-    rating = np.array([p.get("rating") if isinstance(p.get("rating"), (int, float)) else np.nan for p in products])
+    known = _product_numbers(products, "price", (int, float), np.nan)
+    price = _esci_prices(known, item_top, len(tops), rng)
+    rating = _product_numbers(products, "rating", (int, float), np.nan)
     rating = np.where(np.isfinite(rating), rating, np.nanmean(rating))
     quality = _zscore(_zscore(rating) + rng.normal(0, 0.5, n_items))
-    rcount = np.array([p.get("rating_count") if isinstance(p.get("rating_count"), int) else 0 for p in products])
+    rcount = _product_numbers(products, "rating_count", int, 0)
     popularity = _zscore(np.log1p(rcount) + rng.normal(0, 0.5, n_items))
-
-    queries = list(judgments)
-    held = esci_holdout_queries(queries, cfg.holdout_fraction)
-    tindex = TitleIndex(titles)
-    C = max(cfg.candidates_per_query, max(len(r) for r in judgments.values()))
-    n_int = len(queries)
-    cand_items = np.empty((n_int, C), dtype=np.int32)
-    cand_grade = np.zeros((n_int, C), dtype=np.int8)
-    cand_base = np.empty((n_int, C), dtype=np.float32)
-    intent_top = np.empty(n_int, dtype=np.int32)
-    for qi, q in enumerate(queries):
-        judged = [(index[a], g) for a, g in judgments[q].items() if a in index]
-        items = np.array([i for i, _ in judged], dtype=np.int64)
-        grades = np.array([g for _, g in judged], dtype=np.int8)
-        # pad with random unjudged products (irrelevant: grade 0)
-        need = C - len(items)
-        if need > 0:
-            others = rng.choice(n_items, size=need + len(items) + 8, replace=False)
-            others = others[~np.isin(others, items)][:need]
-            items = np.concatenate([items, others])
-            grades = np.concatenate([grades, np.zeros(need, np.int8)])
-        cand_items[qi] = items
-        cand_grade[qi] = grades
-        cand_base[qi] = _base_scores(tindex.overlap(q, items), items, popularity, rng)
-        exact_tops = item_top[items[grades == 3]] if (grades == 3).any() else item_top[items[: len(judged)]]
-        intent_top[qi] = np.bincount(exact_tops, minlength=len(tops)).argmax()
-
     catalog = pa.table(
         {
             "item_id": pa.array(item_ids.tolist(), pa.string()),
             "title": pa.array(titles, pa.string()),
-            "category": pa.array([top_names[i] for i in range(n_items)], pa.string()),
+            "category": pa.array(top_names, pa.string()),
             "subcategory": pa.array([c[-1] if c else "Unknown" for c in cats], pa.string()),
             "brand": pa.array(brand_names, pa.string()),
             "price": pa.array(price, pa.float64()),
             "price_imputed": pa.array(~np.isfinite(known), pa.bool_()),
         }
     )
-    holdout_mask = np.array([q in held for q in queries])
-    world = _finish(
-        cfg,
-        "esci",
-        item_ids,
-        titles,
-        item_top,
-        item_brand,
-        price,
-        price_z,
-        quality,
-        popularity,
-        catalog,
-        tops,
-        brands,
-        queries,
-        ["esci"] * n_int,
-        intent_top,
-        np.arange(n_int, dtype=np.int32),
-        cand_items,
-        cand_grade,
-        cand_base,
-        holdout_mask,
-        real_judgments=judgments,
+    return _Items(
+        ids=item_ids,
+        titles=titles,
+        top=item_top,
+        brand=np.array([bidx.get(b, -1) for b in brand_names], dtype=np.int32),
+        price=price,
+        price_z=_log_price_z(price, item_top, len(tops)),
+        quality=quality,
+        popularity=popularity,
+        catalog=catalog,
+        tops=tops,
+        brands=brands,
     )
+
+
+def _pad_with_unjudged(
+    items: np.ndarray, grades: np.ndarray, n_items: int, width: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Judged items first, then random unjudged products (irrelevant: grade 0) up to ``width``."""
+    need = width - len(items)
+    if need > 0:
+        others = rng.choice(n_items, size=need + len(items) + 8, replace=False)
+        others = others[~np.isin(others, items)][:need]
+        items = np.concatenate([items, others])
+        grades = np.concatenate([grades, np.zeros(need, np.int8)])
+    return items, grades
+
+
+def _esci_candidates(
+    queries: list[str], judgments: dict[str, dict[str, int]], items: _Items, width: int, rng: np.random.Generator
+) -> tuple[_Candidates, np.ndarray]:
+    """(candidates, intent_top): each query's judged products padded with unjudged ones; its top
+    category is the most common one among its exact matches (else among its judged products)."""
+    row_of = {a: i for i, a in enumerate(items.ids)}
+    tindex = TitleIndex(items.titles)
+    n_int, n_items = len(queries), len(items.ids)
+    cand_items = np.empty((n_int, width), dtype=np.int32)
+    cand_grade = np.zeros((n_int, width), dtype=np.int8)
+    cand_base = np.empty((n_int, width), dtype=np.float32)
+    intent_top = np.empty(n_int, dtype=np.int32)
+    for qi, q in enumerate(queries):
+        judged = [(row_of[a], g) for a, g in judgments[q].items() if a in row_of]
+        judged_items = np.array([i for i, _ in judged], dtype=np.int64)
+        judged_grades = np.array([g for _, g in judged], dtype=np.int8)
+        row, grades = _pad_with_unjudged(judged_items, judged_grades, n_items, width, rng)
+        cand_items[qi] = row
+        cand_grade[qi] = grades
+        cand_base[qi] = _base_scores(tindex.overlap(q, row), row, items.popularity, rng)
+        exact_tops = items.top[row[grades == 3]] if (grades == 3).any() else items.top[row[: len(judged)]]
+        intent_top[qi] = np.bincount(exact_tops, minlength=len(items.tops)).argmax()
+    return _Candidates(items=cand_items, grade=cand_grade, base=cand_base), intent_top
+
+
+def build_esci_world(cfg: SimulateConfig) -> World:
+    esci_dir = resolve_esci_dir(cfg)
+    products, judgments = load_esci(esci_dir)
+    rng = world_rng(cfg, 1)
+    items = _esci_items(products, rng)
+    queries = list(judgments)
+    held = esci_holdout_queries(queries, cfg.holdout_fraction)
+    width = max(cfg.candidates_per_query, max(len(r) for r in judgments.values()))
+    candidates, intent_top = _esci_candidates(queries, judgments, items, width, rng)
+    n_int = len(queries)
+    intents = _Intents(
+        text=queries,
+        kind=["esci"] * n_int,
+        top=intent_top,
+        group=np.arange(n_int, dtype=np.int32),
+        candidates=candidates,
+        holdout_mask=np.array([q in held for q in queries]),
+    )
+    world = _finish(cfg, "esci", items, intents, real_judgments=judgments)
     world.meta["holdout_split"] = (
         f"{len(held)} of {n_int} ESCI queries: the {cfg.holdout_fraction:.0%} with the smallest "
         f"sha256('{ESCI_HOLDOUT_SALT}|' + query) (seed-independent)"
@@ -552,57 +746,44 @@ def build_esci_world(cfg: SimulateConfig) -> World:
 
 
 # ---------------------------------------------------------------------------------
-def _finish(
-    cfg,
-    name,
-    item_ids,
-    titles,
-    item_top,
-    item_brand,
-    price,
-    price_z,
-    quality,
-    popularity,
-    catalog,
-    tops,
-    brands,
-    intent_text,
-    intent_kind,
-    intent_top,
-    intent_group,
-    cand_items,
-    cand_grade,
-    cand_base,
-    holdout_mask,
-    real_judgments=None,
-) -> World:
-    """Clickbait items, traffic popularity, the holdout table and the users."""
-    rng = world_rng(cfg, 3)
-    n_items = len(item_ids)
+# both worlds: clickbait, traffic, holdout table, users
+def _clickbait_items(n_items: int, rate: float, rng: np.random.Generator) -> np.ndarray:
     clickbait = np.zeros(n_items, dtype=bool)
-    n_cb = int(round(cfg.clickbait_item_rate * n_items))
+    n_cb = int(round(rate * n_items))
     clickbait[rng.permutation(n_items)[:n_cb]] = True
+    return clickbait
 
+
+def _traffic_popularity(
+    holdout_mask: np.ndarray, zipf_exponent: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """(traffic intents in popularity-rank order, their Zipf probabilities); held-out intents get none."""
     traffic = np.flatnonzero(~holdout_mask).astype(np.int32)
     if len(traffic) == 0:
         raise ValueError("simulate.holdout_fraction leaves no queries for traffic")
     traffic = traffic[rng.permutation(len(traffic))]  # random popularity rank
-    probs = _zipf_probs(len(traffic), cfg.zipf_exponent)
+    return traffic, _zipf_probs(len(traffic), zipf_exponent)
 
-    held = np.flatnonzero(holdout_mask)
+
+def _holdout_table(
+    intents: _Intents, item_ids: np.ndarray, real_judgments: dict[str, dict[str, int]] | None
+) -> pa.Table:
+    """query_text, item_id, grade of every held-out intent's judgments."""
     q_text, i_id, grade = [], [], []
-    for qi in held:
+    cand = intents.candidates
+    for qi in np.flatnonzero(intents.holdout_mask):
+        text = intents.text[qi]
         if real_judgments is not None:  # ESCI: exactly the real judgments of the held-out query
-            for asin, g in real_judgments[intent_text[qi]].items():
-                q_text.append(intent_text[qi])
+            for asin, g in real_judgments[text].items():
+                q_text.append(text)
                 i_id.append(asin)
                 grade.append(g)
         else:
-            for c in range(cand_items.shape[1]):
-                q_text.append(intent_text[qi])
-                i_id.append(item_ids[cand_items[qi, c]])
-                grade.append(int(cand_grade[qi, c]))
-    holdout = pa.table(
+            for c in range(cand.items.shape[1]):
+                q_text.append(text)
+                i_id.append(item_ids[cand.items[qi, c]])
+                grade.append(int(cand.grade[qi, c]))
+    return pa.table(
         {
             "query_text": pa.array(q_text, pa.string()),
             "item_id": pa.array(i_id, pa.string()),
@@ -610,61 +791,86 @@ def _finish(
         }
     )
 
-    # users
-    n_users = cfg.n_users
+
+def _users(n_users: int, items: _Items, top_weight: np.ndarray, rng: np.random.Generator) -> _Users:
+    """Users by segment; favourite brands by catalog share, preferred top category by traffic share."""
     shares = np.array([s[0] for s in vocab.SEGMENTS.values()])
     seg = rng.choice(len(shares), size=n_users, p=shares / shares.sum()).astype(np.int8)
     params = np.array([s[1:] for s in vocab.SEGMENTS.values()])
     price_sens = params[seg, 0] + rng.normal(0, 0.2, n_users)
     brand_w = params[seg, 1] * rng.uniform(0.5, 1.5, n_users)
     click_bias = params[seg, 2] + rng.normal(0, 0.3, n_users)
-    n_brands = max(1, len(brands))
-    bcount = np.bincount(item_brand[item_brand >= 0], minlength=n_brands).astype(float) + 1e-3
+    n_brands = max(1, len(items.brands))
+    bcount = np.bincount(items.brand[items.brand >= 0], minlength=n_brands).astype(float) + 1e-3
     fav = rng.choice(n_brands, size=(n_users, 3), p=bcount / bcount.sum()).astype(np.int32)
-    top_w = np.bincount(intent_top[traffic], weights=probs, minlength=len(tops)) + 1e-9
-    pref_top = rng.choice(len(tops), size=n_users, p=top_w / top_w.sum()).astype(np.int32)
+    pref_top = rng.choice(len(items.tops), size=n_users, p=top_weight / top_weight.sum()).astype(np.int32)
     activity = rng.lognormal(0, 1.0, n_users)
     activity /= activity.sum()
     anonymous = rng.random(n_users) < 0.3
     hexes = rng.bytes(16 * n_users).hex()
-    clients = [_uuid(hexes[32 * u : 32 * u + 32]) for u in range(n_users)]
-    user_ids = [str(1_000_000 + u * 7 + 3) for u in range(n_users)]
+    return _Users(
+        segment=seg,
+        price_sens=price_sens,
+        brand_w=brand_w,
+        click_bias=click_bias,
+        fav_brands=fav,
+        pref_top=pref_top,
+        activity=activity,
+        anonymous=anonymous,
+        client=[_uuid(hexes[32 * u : 32 * u + 32]) for u in range(n_users)],
+        ids=[str(1_000_000 + u * 7 + 3) for u in range(n_users)],
+    )
 
+
+def _finish(
+    cfg: SimulateConfig,
+    name: str,
+    items: _Items,
+    intents: _Intents,
+    real_judgments: dict[str, dict[str, int]] | None = None,
+) -> World:
+    """Clickbait items, traffic popularity, the holdout table and the users; the assembled world."""
+    rng = world_rng(cfg, 3)
+    clickbait = _clickbait_items(len(items.ids), cfg.clickbait_item_rate, rng)
+    traffic, probs = _traffic_popularity(intents.holdout_mask, cfg.zipf_exponent, rng)
+    top_weight = np.bincount(intents.top[traffic], weights=probs, minlength=len(items.tops)) + 1e-9
+    users = _users(cfg.n_users, items, top_weight, rng)
+    cand = intents.candidates
     return World(
         name=name,
-        item_ids=item_ids,
-        titles=titles,
-        item_top=item_top,
-        item_brand=item_brand,
-        price=price,
-        price_z=price_z,
-        quality=quality,
-        popularity=popularity,
+        item_ids=items.ids,
+        titles=items.titles,
+        item_top=items.top,
+        item_brand=items.brand,
+        price=items.price,
+        price_z=items.price_z,
+        quality=items.quality,
+        popularity=items.popularity,
         clickbait=clickbait,
-        catalog=catalog,
-        tops=tops,
-        brands=brands,
-        intent_text=list(intent_text),
-        intent_kind=list(intent_kind),
-        intent_top=np.asarray(intent_top, np.int32),
-        intent_group=np.asarray(intent_group, np.int32),
-        cand_items=cand_items,
-        cand_grade=cand_grade,
-        cand_base=cand_base,
-        holdout_mask=holdout_mask,
+        catalog=items.catalog,
+        tops=items.tops,
+        brands=items.brands,
+        intent_text=list(intents.text),
+        intent_kind=list(intents.kind),
+        intent_top=np.asarray(intents.top, np.int32),
+        intent_group=np.asarray(intents.group, np.int32),
+        cand_items=cand.items,
+        cand_grade=cand.grade,
+        cand_base=cand.base,
+        holdout_mask=intents.holdout_mask,
         traffic_intents=traffic,
         traffic_probs=probs,
-        holdout=holdout,
-        user_segment=seg,
-        user_price_sens=price_sens,
-        user_brand_w=brand_w,
-        user_click_bias=click_bias,
-        user_fav_brands=fav,
-        user_pref_top=pref_top,
-        user_activity=activity,
-        user_anonymous=anonymous,
-        user_client=clients,
-        user_ids=user_ids,
+        holdout=_holdout_table(intents, items.ids, real_judgments),
+        user_segment=users.segment,
+        user_price_sens=users.price_sens,
+        user_brand_w=users.brand_w,
+        user_click_bias=users.click_bias,
+        user_fav_brands=users.fav_brands,
+        user_pref_top=users.pref_top,
+        user_activity=users.activity,
+        user_anonymous=users.anonymous,
+        user_client=users.client,
+        user_ids=users.ids,
     )
 
 

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from sie.config import SieConfig
+from sie.files import write_json_atomic, write_text_atomic
 from sie.store import Warehouse
 from sie.validate.suites import CHECKS, CRITICAL, SUITE_TABLES, canonical, prepare
 
@@ -53,10 +52,7 @@ def _jsonable(obj: Any) -> Any:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
-    tmp.write_text(json.dumps(_jsonable(data), indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    write_json_atomic(path, _jsonable(data), indent=2, sort_keys=True)
 
 
 def run_checks(cfg: SieConfig, ds: str, suite: str, df: pd.DataFrame):
@@ -176,8 +172,4 @@ def write_data_docs(context, result, out_dir: Path) -> Path:
         html = DefaultJinjaPageView().render(document)
     finally:
         render_log.setLevel(level)
-    path = out_dir / "index.html"
-    tmp = path.with_name(f".index.{uuid.uuid4().hex}.html")
-    tmp.write_text(html)
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(out_dir / "index.html", html)

@@ -1,4 +1,4 @@
-"""Synthetic `SampleTensors` for estimator tests and the importance benchmark.
+"""Synthetic `SampleTensors` for estimator tests and the importance throughput benchmark.
 
 Query requests of ``group_size`` impressions; query and item token ids are head-heavy
 over the hashed vocabulary with padding; an item shares tokens with its query with some
@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from sie.config import TrainConfig
-from sie.features import SampleTensors
+from sie.model.features import SampleTensors
 
 
 def make_samples(
@@ -62,33 +62,3 @@ def make_samples(
         sample_id=np.array([f"s{k:09d}" for k in range(n)], dtype=object),
     )
     return (data, noise) if return_noise else data
-
-
-def tiny_config(**train_overrides):
-    """A small SieConfig for unit tests: tiny vocabulary and layers, a few epochs."""
-    from sie.config import SieConfig
-
-    train = {
-        "vocab_size": 64,
-        "embedding_dim": 8,
-        "hidden_dim": 16,
-        "max_query_tokens": 4,
-        "max_item_tokens": 6,
-        "epochs": 3,
-        "batch_size": 64,
-        "device": "cpu",
-    }
-    train.update(train_overrides)
-    return SieConfig.load({"train": train, "importance": {"batch_size": 50}})
-
-
-def tiny_context(n: int = 300, n_validation: int = 60, seed: int = 0, cfg=None):
-    """A ScoringContext for a tiny ranker trained on synthetic samples (seconds on CPU)."""
-    from sie.importance.base import ScoringContext
-    from sie.train import train_ranker
-
-    cfg = cfg or tiny_config()
-    train = make_samples(n, cfg.train, seed=seed, flip_rate=0.1)
-    validation = make_samples(n_validation, cfg.train, seed=seed + 1000)
-    result = train_ranker(train, cfg.train, seed=seed)
-    return ScoringContext.from_training(cfg, result, train, validation, seed=seed)

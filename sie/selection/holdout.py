@@ -10,19 +10,15 @@ from __future__ import annotations
 import pandas as pd
 
 from sie.config import TrainConfig
-from sie.features import SampleTensors, encode_frame
-from sie.store import Warehouse
+from sie.model.features import SampleTensors, encode_frame
 
 
-def load_holdout(wh: Warehouse) -> pd.DataFrame:
-    if not wh.holdout_path.exists():
-        raise FileNotFoundError(f"benchmark holdout not found at {wh.holdout_path} (the simulator writes it)")
-    holdout = pd.read_parquet(wh.holdout_path)
-    catalog = pd.read_parquet(wh.catalog_path, columns=["item_id", "title"])
+def with_titles(holdout: pd.DataFrame, catalog: pd.DataFrame) -> pd.DataFrame:
+    """The holdout's (query_text, item_id, grade) rows with each item's title from ``catalog``."""
     frame = holdout.merge(catalog.rename(columns={"title": "item_title"}), on="item_id", how="left")
     missing = frame["item_title"].isna().sum()
     if missing:
-        raise ValueError(f"{missing} holdout items are not in the catalog {wh.catalog_path}")
+        raise ValueError(f"{missing} holdout items are not in the catalog")
     return frame
 
 

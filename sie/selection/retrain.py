@@ -1,0 +1,116 @@
+"""Retrain from scratch on the cells of a grid and evaluate each on the holdout (no I/O).
+
+Shared by the nightly ``evaluate`` step and the benchmark: the caller brings the training
+window's tensors, the evaluation set and each method's scores (aligned with the window).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from sie.config import TrainConfig
+from sie.model.features import SampleTensors
+from sie.model.training import predict, train_ranker
+from sie.selection.grid import Cell
+from sie.selection.masks import selection_mask
+from sie.selection.metrics import click_metrics, ranking_metrics
+
+log = logging.getLogger(__name__)
+
+#: per-cell values that are columns of benchmark_results, not metrics
+COST_KEYS = ("train_seconds", "n_train")
+
+
+@dataclass
+class EvalSet:
+    """What a retrained model is judged on: the judged holdout and held-out clicks."""
+
+    holdout: SampleTensors
+    validation: SampleTensors
+
+
+def evaluate_cell(
+    train: SampleTensors, mask: np.ndarray, evalset: EvalSet, train_cfg: TrainConfig, seed: int
+) -> dict[str, float]:
+    """Train a fresh ranker on ``train[mask]``; its holdout and click metrics plus train_seconds / n_train."""
+    subset = train.subset(np.nonzero(mask)[0])
+    result = train_ranker(subset, train_cfg, seed=seed, keep_checkpoints=False)
+    holdout = evalset.holdout
+    metrics = ranking_metrics(holdout.group.numpy(), holdout.label.numpy(), predict(result.model, holdout))
+    metrics.update(click_metrics(evalset.validation.click.numpy(), predict(result.model, evalset.validation)))
+    metrics["train_seconds"] = result.seconds
+    metrics["n_train"] = float(len(subset))
+    return metrics
+
+
+def cell_mask(cell: Cell, train: SampleTensors, strata: pd.Series, scores: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The samples ``cell`` keeps (baselines need no scores)."""
+    return selection_mask(
+        cell.method,
+        cell.keep_ratio,
+        cell.seed,
+        n=len(train),
+        scores=None if cell.is_baseline else scores[cell.method],
+        strata=strata,
+    )
+
+
+def run_cell(
+    cell: Cell,
+    train: SampleTensors,
+    strata: pd.Series,
+    evalset: EvalSet,
+    train_cfg: TrainConfig,
+    scores: Mapping[str, np.ndarray],
+) -> dict[str, float]:
+    """Select, retrain and evaluate one cell; logs its NDCG@10."""
+    start = time.perf_counter()
+    metrics = evaluate_cell(train, cell_mask(cell, train, strata, scores), evalset, train_cfg, cell.seed)
+    log.info(
+        "cell %12s keep=%.2f seed=%d: ndcg@10=%.4f (%.1fs)",
+        cell.method,
+        cell.keep_ratio,
+        cell.seed,
+        metrics["ndcg_at_10"],
+        time.perf_counter() - start,
+    )
+    return metrics
+
+
+def run_cells(
+    cells: list[Cell],
+    train: SampleTensors,
+    strata: pd.Series,
+    evalset: EvalSet,
+    train_cfg: TrainConfig,
+    scores: Mapping[str, np.ndarray],
+) -> Iterator[tuple[Cell, dict[str, float]]]:
+    for n, cell in enumerate(cells, 1):
+        log.info("[%d/%d]", n, len(cells))
+        yield cell, run_cell(cell, train, strata, evalset, train_cfg, scores)
+
+
+def cell_rows(cell: Cell, metrics: dict[str, float], score_seconds: float = 0.0) -> list[dict]:
+    """One cell's metrics as benchmark_results rows (dataset, ds, run_id and created_at are added by the writer)."""
+    return [
+        {
+            "method": cell.method,
+            "keep_ratio": cell.keep_ratio,
+            "seed": cell.seed,
+            "metric": metric,
+            "subset": None,
+            "at": None,
+            "value": value,
+            "n_train": int(metrics["n_train"]),
+            "train_seconds": metrics["train_seconds"],
+            "score_seconds": score_seconds,
+        }
+        for metric, value in metrics.items()
+        if metric not in COST_KEYS
+    ]

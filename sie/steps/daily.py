@@ -1,0 +1,163 @@
+"""The nightly pipeline's steps. The sie_daily DAG, `sie run`, the jobs and the benchmark call these.
+
+Every step is idempotent for its ``ds`` (a :class:`sie.ds.Ds`; a string that crossed a task
+boundary is validated again on entry):
+rerunning replaces that day's outputs whole. Each returns a small JSON-able summary
+(what Airflow passes between tasks).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from sie import faults
+from sie.config import SieConfig
+from sie.ds import Ds
+from sie.log import setup, timed
+from sie.selection.grid import Grid
+from sie.selection.retrain import cell_rows, run_cells
+from sie.store import Warehouse
+
+log = logging.getLogger(__name__)
+
+#: the suites run right after ingest (each fails the step on a critical expectation)
+INGEST_SUITES = ("raw_events", "samples")
+
+
+def resolve_day(params: dict | None, data_interval_start) -> Ds:
+    """The DAG run's day: the ``ds`` param when given, else the data interval's start date (logged)."""
+    setup()
+    param = (params or {}).get("ds")
+    ds = Ds.resolve(param, data_interval_start)
+    source = "the ds param" if param else f"data_interval_start={data_interval_start}"
+    log.info("processing day ds=%s (from %s)", ds, source)
+    return ds
+
+
+def simulate(cfg: SieConfig, ds: Ds) -> dict:
+    ds = Ds(ds)
+    if cfg.source != "simulator":
+        log.info("source=%s: not simulating ds=%s", cfg.source, ds)
+        return {"skipped": True}
+    from sie.simulate import simulate_day
+
+    with timed(log, f"simulate ds={ds}"):
+        return simulate_day(cfg, ds)
+
+
+def ingest(cfg: SieConfig, ds: Ds) -> dict:
+    ds = Ds(ds)
+    from sie.ingest import ingest_day
+
+    with timed(log, f"ingest ds={ds}"):
+        return ingest_day(cfg, ds)
+
+
+def validate(cfg: SieConfig, ds: Ds, suites: str | tuple[str, ...] | list[str] = INGEST_SUITES) -> dict:
+    """Run Great Expectations suites on ``ds`` in order, in one process (GX imports once)."""
+    ds = Ds(ds)
+    from sie.validate import validate as run_suite
+
+    out = {}
+    for name in [suites] if isinstance(suites, str) else list(suites):
+        with timed(log, f"validate[{name}] ds={ds}"):
+            out[name] = run_suite(cfg, ds, name)
+    return out
+
+
+def train(cfg: SieConfig, ds: Ds) -> dict:
+    """Train the ranker on the window ending ``ds``; publish the model version."""
+    ds = Ds(ds)
+    from sie.model.training import train_ranker
+    from sie.steps.models import save_model
+    from sie.steps.window import load_window
+
+    faults.point("train.start")
+    with timed(log, f"train ds={ds}"):
+        window = load_window(cfg, ds)
+        log.info(
+            "train ds=%s: %d samples from %s (%d held out)", ds, len(window.train), window.days, window.n_validation
+        )
+        return save_model(cfg, window, train_ranker(window.train, cfg.train, progress=True))
+
+
+def score(cfg: SieConfig, ds: Ds, method: str) -> dict:
+    """One method's scores for ``ds``'s model, published (checked for shape and finiteness; the
+    importance_scores suite runs once over all methods afterwards, see ``validate``)."""
+    return score_all(cfg, ds, [method])[method].cost
+
+
+def score_all(cfg: SieConfig, ds: Ds, methods: list[str]) -> dict:
+    """Score and publish each method over one loaded window; ``{method: ScoredMethod}``."""
+    ds = Ds(ds)
+    from sie.steps.scoring import publish_scores, score_method
+    from sie.steps.window import load_window
+
+    window = load_window(cfg, ds)
+    out = {}
+    for method in methods:
+        with timed(log, f"score[{method}] ds={ds}"):
+            out[method] = score_method(cfg, ds, method, window)
+            publish_scores(cfg, out[method])
+    return out
+
+
+def evaluate(cfg: SieConfig, ds: Ds, scores: dict[str, np.ndarray] | None = None) -> dict:
+    """Retrain on every cell of ``cfg.evaluate``'s grid and publish ``benchmark_results/run_id=daily-<ds>``.
+
+    ``scores`` ({method: scores aligned with the window}) when the caller has them in
+    memory; otherwise each method's published scores for ``ds`` are read.
+    """
+    ds = Ds(ds)
+    from sie.steps.scoring import read_cost, read_scores
+    from sie.steps.window import load_evalset, load_window
+
+    faults.point("evaluate.start")
+    with timed(log, f"retrain+evaluate ds={ds}"):
+        window = load_window(cfg, ds)
+        evalset = load_evalset(cfg, window)
+        grid = Grid.from_config(cfg.evaluate, cfg.importance.methods)
+        scores = dict(scores or {})
+        for method in grid.methods:
+            if method not in scores:
+                scores[method] = read_scores(cfg, window, method)
+        seconds = {m: read_cost(cfg, ds, m).get("seconds", float("nan")) for m in grid.methods}
+        rows = []
+        cells = run_cells(grid.cells(), window.train, window.train_frame["query_text"], evalset, cfg.train, scores)
+        for cell, metrics in cells:
+            rows += cell_rows(cell, metrics, 0.0 if cell.is_baseline else seconds[cell.method])
+        frame = pd.DataFrame(rows).assign(dataset=cfg.simulate.world, ds=ds, created_at=datetime.now(UTC))
+        Warehouse.from_config(cfg).write_partition(
+            "benchmark_results", {"run_id": f"daily-{ds}"}, pa.Table.from_pandas(frame, preserve_index=False)
+        )
+    return {"rows": len(frame)}
+
+
+def report(cfg: SieConfig, ds: Ds) -> str:
+    ds = Ds(ds)
+    from sie.steps.report import write_daily_report
+
+    path = write_daily_report(cfg, ds)
+    log.info("report for ds=%s: %s", ds, path)
+    return str(path)
+
+
+def run_day(cfg: SieConfig, ds: Ds) -> dict:
+    """All steps for one day, in order, in this process (scores reach evaluate in memory)."""
+    ds = Ds(ds)
+    out: dict = {"ds": ds}
+    out["simulate"] = simulate(cfg, ds)
+    out["ingest"] = ingest(cfg, ds)
+    out["validate"] = validate(cfg, ds)
+    out["train"] = train(cfg, ds)
+    scored = score_all(cfg, ds, cfg.importance.methods)
+    out["score"] = {m: s.cost for m, s in scored.items()}
+    out["validate_scores"] = validate(cfg, ds, "importance_scores")
+    out["evaluate"] = evaluate(cfg, ds, {m: s.scores for m, s in scored.items()})
+    out["report"] = report(cfg, ds)
+    return out

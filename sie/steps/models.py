@@ -1,0 +1,107 @@
+"""Model versions under ``models/ds=D``: checkpoints, training dynamics and the trained index.
+
+``save_model`` publishes a version atomically (staged, then swapped in); ``load_model``
+reads everything scoring needs into memory, so estimators never touch files.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from sie.config import SieConfig
+from sie.ds import Ds
+from sie.model.ranker import NeuralRanker, resolve_device
+from sie.model.training import TrainResult
+from sie.model.window import TrainingWindow
+from sie.store import Warehouse
+
+
+@dataclass
+class ModelVersion:
+    """The files of the model trained on the window ending ``ds``."""
+
+    ds: str
+    path: Path
+
+    @property
+    def index_path(self) -> Path:
+        return self.path / "train_index.parquet"
+
+    @property
+    def meta_path(self) -> Path:
+        return self.path / "model.json"
+
+    def checkpoint_path(self, epoch: int) -> Path:
+        return self.path / "checkpoints" / f"epoch-{epoch:03d}.pt"
+
+
+@dataclass
+class LoadedModel:
+    """A model version in memory: the final model, its meta, every epoch's state and the dynamics."""
+
+    model: NeuralRanker
+    meta: dict
+    checkpoint_states: list[dict]
+    dynamics_loss: np.ndarray
+    dynamics_logit: np.ndarray
+    index: pd.DataFrame  # sample_id, sample_ds, ... of the trained samples, in model order
+
+
+def model_meta(cfg: SieConfig, window: TrainingWindow, result: TrainResult) -> dict:
+    return {
+        "ds": window.ds,
+        "model_version": f"ranker-{window.ds}",
+        "n_train": result.n_train,
+        "n_validation": window.n_validation,
+        "epochs": result.epochs,
+        "epoch_loss": result.epoch_loss,
+        "learning_rates": result.learning_rates,
+        "train_seconds": result.seconds,
+        "window": window.days,
+        "device": str(next(result.model.parameters()).device),
+        "train_config": asdict(cfg.train),
+    }
+
+
+def save_model(cfg: SieConfig, window: TrainingWindow, result: TrainResult) -> dict:
+    """Publish checkpoints, dynamics, the trained index and meta as ``models/ds=<window.ds>``."""
+    wh = Warehouse.from_config(cfg)
+    staging = wh.staging_dir / f"model-{uuid.uuid4().hex}"
+    (staging / "checkpoints").mkdir(parents=True)
+    version = ModelVersion(window.ds, staging)
+    for epoch, state in enumerate(result.checkpoints):
+        torch.save(state, version.checkpoint_path(epoch))
+    np.save(staging / "dynamics_loss.npy", result.dynamics_loss)
+    np.save(staging / "dynamics_logit.npy", result.dynamics_logit)
+    window.train_frame[["sample_id", "sample_ds", "query_id", "click", "label"]].to_parquet(version.index_path)
+    meta = model_meta(cfg, window, result)
+    version.meta_path.write_text(json.dumps(meta, indent=2))
+    wh.publish(staging, wh.model_dir(window.ds))
+    return meta
+
+
+def load_model(cfg: SieConfig, ds: Ds) -> LoadedModel:
+    """The model version trained on the window ending ``ds``, in memory on the configured device."""
+    version = ModelVersion(ds, Warehouse.from_config(cfg).model_dir(ds))
+    if not version.meta_path.exists():
+        raise FileNotFoundError(f"no trained model for ds={ds} at {version.path}; run `sie train --ds {ds}` first")
+    meta = json.loads(version.meta_path.read_text())
+    states = [torch.load(version.checkpoint_path(e), map_location="cpu") for e in range(meta["epochs"])]
+    model = NeuralRanker.from_config(cfg.train)
+    model.load_state_dict(states[-1])
+    model.to(resolve_device(cfg.train.device))
+    return LoadedModel(
+        model=model,
+        meta=meta,
+        checkpoint_states=states,
+        dynamics_loss=np.load(version.path / "dynamics_loss.npy"),
+        dynamics_logit=np.load(version.path / "dynamics_logit.npy"),
+        index=pd.read_parquet(version.index_path),
+    )

@@ -1,0 +1,122 @@
+"""The scoring step: one method's scores for one model version → ``importance_scores``.
+
+Scores are computed in memory (``score_method``), then published; the nightly evaluate
+step and the benchmark take them in memory when they run in the same process and read
+them back (``read_scores``, aligned on (sample_id, sample_ds)) when they run as separate
+tasks.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from sie import faults
+from sie.config import SieConfig
+from sie.ds import Ds
+from sie.files import write_json_atomic
+from sie.importance.base import ScoringContext, checked_scores, get_estimator
+from sie.model.ranker import resolve_device
+from sie.model.window import TrainingWindow
+from sie.steps.models import LoadedModel, load_model
+from sie.steps.window import load_window
+from sie.store import Warehouse
+
+
+@dataclass
+class ScoredMethod:
+    method: str
+    scores: np.ndarray  # aligned with window.train_frame
+    cost: dict  # method, seconds, n, samples_per_second, device
+    window: TrainingWindow
+    meta: dict
+
+
+def scoring_context(cfg: SieConfig, window: TrainingWindow, loaded: LoadedModel) -> ScoringContext:
+    """Everything an estimator needs for the model trained on ``window``, in memory."""
+    trained = loaded.index["sample_id"].to_numpy()
+    if not np.array_equal(window.train_frame["sample_id"].to_numpy(), trained):
+        raise RuntimeError(
+            f"samples for the window ending {window.ds} changed since the model was trained; "
+            f"rerun `sie train --ds {window.ds}`"
+        )
+    return ScoringContext(
+        cfg=cfg,
+        ds=window.ds,
+        model=loaded.model,
+        train=window.train,
+        validation=window.validation,
+        dynamics_loss=loaded.dynamics_loss,
+        dynamics_logit=loaded.dynamics_logit,
+        checkpoint_states=loaded.checkpoint_states,
+        learning_rates=list(loaded.meta.get("learning_rates", [])),
+        device=resolve_device(cfg.train.device),
+        seed=cfg.train.seed,
+    )
+
+
+def score_method(cfg: SieConfig, ds: Ds, method: str, window: TrainingWindow | None = None) -> ScoredMethod:
+    """Score every training sample of ``ds``'s model with ``method`` (in memory, nothing published)."""
+    faults.point("score.start")
+    estimator = get_estimator(method, cfg)
+    window = window or load_window(cfg, ds)
+    loaded = load_model(cfg, ds)
+    ctx = scoring_context(cfg, window, loaded)
+    start = time.perf_counter()
+    scores = checked_scores(estimator, ctx)
+    if ctx.device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    cost = {
+        "method": method,
+        "seconds": seconds,
+        "n": len(scores),
+        "samples_per_second": len(scores) / max(seconds, 1e-9),
+        "device": str(ctx.device),
+    }
+    return ScoredMethod(method, scores, cost, window, loaded.meta)
+
+
+def publish_scores(cfg: SieConfig, scored: ScoredMethod) -> None:
+    """Write one method's scores as the ``importance_scores`` partition (ds, method), and its cost."""
+    ds, frame = scored.window.ds, scored.window.train_frame
+    n = len(scored.scores)
+    table = pa.table(
+        {
+            "sample_id": frame["sample_id"].to_numpy(),
+            "sample_ds": frame["sample_ds"].to_numpy(),
+            "run_id": np.full(n, f"daily-{ds}"),
+            "model_version": np.full(n, scored.meta["model_version"]),
+            "score": scored.scores,
+        }
+    )
+    wh = Warehouse.from_config(cfg)
+    wh.write_partition("importance_scores", {"ds": ds, "method": scored.method}, table)
+    write_json_atomic(_cost_path(wh, ds, scored.method), scored.cost, indent=None)
+
+
+def read_scores(cfg: SieConfig, window: TrainingWindow, method: str) -> np.ndarray:
+    """``method``'s published scores for ``window.ds``, aligned with the window's training samples."""
+    wh = Warehouse.from_config(cfg)
+    table = wh.read_table("importance_scores", {"ds": [window.ds], "method": [method]}).to_pandas()
+    if table.empty:
+        raise FileNotFoundError(f"no importance_scores for ds={window.ds} method={method}; run `sie score` first")
+    indexed = table.set_index(["sample_id", "sample_ds"])["score"]
+    aligned = indexed.reindex(window.sample_keys()).to_numpy(dtype=np.float64)
+    if np.isnan(aligned).any():
+        raise RuntimeError(f"{method} scores do not cover the training window of ds={window.ds}")
+    return aligned
+
+
+def read_cost(cfg: SieConfig, ds: Ds, method: str) -> dict:
+    path = _cost_path(Warehouse.from_config(cfg), ds, method)
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _cost_path(wh: Warehouse, ds: str, method: str):
+    return wh.table_dir("importance_scores") / f"ds={ds}" / f"_cost-{method}.json"
