@@ -7,7 +7,7 @@ derive their column lists from here. Change a column here, nowhere else.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 
@@ -20,6 +20,7 @@ class TableSchema:
     schema: pa.Schema  # data columns (without partition columns)
     partition_by: tuple[str, ...]
     description: str
+    comments: dict[str, str] = field(default_factory=dict)  # column → what it means (emitted in sql/ddl.sql)
 
     @property
     def columns(self) -> list[str]:
@@ -190,11 +191,7 @@ BENCHMARK_RESULTS = TableSchema(
             ("keep_ratio", pa.float64()),
             ("seed", pa.int32()),
             ("metric", pa.string()),
-            # what the metric is restricted to (a noise type such as "bot", a setting such as
-            # "train.epochs"); null = the whole run / all samples
             ("subset", pa.string()),
-            # the coordinate of a curve point (the FPR of a noise_roc_tpr point, the quantile of a
-            # score_pct_quantile point); null for scalar metrics
             ("at", pa.float64()),
             ("value", pa.float64()),
             ("n_train", pa.int64()),
@@ -205,6 +202,11 @@ BENCHMARK_RESULTS = TableSchema(
     ),
     ("run_id",),
     "one (dataset, method, keep_ratio, seed, metric, subset, at) value, with costs",
+    {
+        "metric": "a plain name, its structure is in subset and at (docs/BENCHMARKS.md)",
+        "subset": "what the metric is restricted to: a noise type (bot) or a setting (train.epochs), null = all",
+        "at": "a curve coordinate: the FPR of noise_roc_tpr, the quantile of score_pct_quantile, null = scalar",
+    },
 )
 
 RECONCILIATION = TableSchema(

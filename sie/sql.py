@@ -34,7 +34,7 @@ def ddl() -> str:
     out = ["-- Generated from sie/schemas.py by `sie ddl`; do not edit by hand.", ""]
     for name, schema in TABLES.items():
         cols = [
-            f"    `{f.name}` " + spark.split(" ", 1)[1]
+            f"    `{f.name}` " + spark.split(" ", 1)[1] + _comment(schema.comments.get(f.name))
             for f, spark in zip(schema.schema, schema.spark_ddl().split(", "))
         ]
         cols += [f"    `{k}` STRING" for k in schema.partition_by]
@@ -43,3 +43,7 @@ def ddl() -> str:
         out.append(f"USING PARQUET PARTITIONED BY ({', '.join(schema.partition_by)});")
         out.append("")
     return "\n".join(out)
+
+
+def _comment(text: str | None) -> str:
+    return "" if not text else " COMMENT '" + text.replace("'", "''") + "'"

@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 
 from sie.sql import ddl
 from sie.store import Warehouse
@@ -61,3 +62,24 @@ def test_sie_sql_cli_statement_file_and_errors(warehouse):
     assert bad.returncode == 1 and "no_such_table" in bad.stdout
     write = subprocess.run([SIE, "-w", str(warehouse), "sql", "DROP VIEW samples"], capture_output=True, text=True)
     assert write.returncode == 1 and "read-only" in write.stdout
+
+
+@pytest.mark.integration
+def test_ddl_is_valid_spark_sql(spark, tmp_path):
+    """Every CREATE TABLE in sql/ddl.sql runs in Spark SQL and gives the schema's columns (comments included)."""
+    from sie.schemas import TABLES
+
+    statements = [s.strip() for s in ddl().split(";") if "CREATE TABLE" in s]
+    assert len(statements) == len(TABLES)
+    for stmt in statements:
+        body = stmt[stmt.index("CREATE TABLE") :]
+        name = body.split()[5]
+        table = f"ddl_check_{name}"
+        spark.sql(body.replace(f"IF NOT EXISTS {name} ", f"{table} ") + f" LOCATION '{tmp_path / name}'")
+        try:
+            described = spark.table(table).schema
+            assert described.names == TABLES[name].columns + list(TABLES[name].partition_by)
+            comments = {f.name: f.metadata.get("comment") for f in described.fields if f.metadata.get("comment")}
+            assert comments == TABLES[name].comments
+        finally:
+            spark.sql(f"DROP TABLE IF EXISTS {table}")
