@@ -24,10 +24,12 @@ Defaults come from `sie.config.BenchConfig` (the grid: `bench.grid`). See docs/B
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pendulum
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Asset, Param, dag, task
+
+from sie.assets import uri
+
+BENCHMARK_RESULTS = Asset(uri=uri("benchmark_results"), name="benchmark_results")
 
 
 @dag(
@@ -36,7 +38,8 @@ from airflow.sdk import Param, dag, task
     start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args={"retries": 1, "retry_delay": timedelta(minutes=1)},
+    # the delay between tries is Airflow configuration: [core] default_task_retry_delay (seconds)
+    default_args={"retries": 1},
     tags=["sie", "benchmark", "importance"],
     params={
         "dataset": Param(
@@ -116,7 +119,7 @@ def sie_benchmark():
 
         return runner.run_cell(params_run(params), Cell(**cell))
 
-    @task
+    @task(outlets=[BENCHMARK_RESULTS])
     def publish(bench_run: str, params=None) -> dict:
         from sie.bench import params_run, runner
 

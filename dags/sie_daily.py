@@ -10,17 +10,26 @@ simulate (default set-up only) → ingest (Spark) → validate raw events and sa
 validate the scores (Great Expectations) → retrain + evaluate on the judged holdout →
 report.
 
-Every task only calls `sie.steps.daily`; all logic lives in the `sie` package.
+Every task only calls `sie.steps.daily`; all logic lives in the `sie` package. Each task
+that publishes a table declares it as an outlet Asset (`sie://warehouse/<table>`); the
+`sie_score_drift` DAG runs on `importance_scores`. With `SIE_GPU_QUEUE` set, train and
+score run on that (Celery) queue (docs/DEPLOY.md).
 Params: `ds` (day to process), `methods` (importance methods, default from config),
 `config` (nested overrides of `sie.config.SieConfig`, e.g. `{"train": {"epochs": 2}}`).
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+import os
 
 import pendulum
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, task
+
+from sie.assets import uris
+
+TABLE = {name: Asset(uri=uri, name=name) for name, uri in uris().items()}
+GPU = {"queue": os.environ["SIE_GPU_QUEUE"]} if os.environ.get("SIE_GPU_QUEUE") else {}
+INGESTED = [TABLE[t] for t in ("events", "queries", "quarantine", "samples", "reconciliation")]
 
 
 @dag(
@@ -29,7 +38,8 @@ from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
     start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=5)},
+    # the delay between tries is Airflow configuration: [core] default_task_retry_delay (seconds)
+    default_args={"retries": 2},
     tags=["sie", "nightly", "importance"],
     params={
         "ds": Param(
@@ -57,7 +67,7 @@ def sie_daily():
 
         return daily.simulate(params_config(params), day)
 
-    @task
+    @task(outlets=INGESTED)
     def ingest(day: str, params=None) -> dict:
         from sie.steps import daily, params_config
 
@@ -69,7 +79,7 @@ def sie_daily():
 
         return daily.validate(params_config(params), day)
 
-    @task
+    @task(outlets=[TABLE["models"]], **GPU)
     def train(day: str, params=None) -> dict:
         from sie.steps import daily, params_config
 
@@ -81,11 +91,13 @@ def sie_daily():
 
         return params_config(params).importance.methods
 
-    @task
-    def score(method: str, day: str, params=None) -> dict:
+    @task(outlets=[TABLE["importance_scores"]], **GPU)
+    def score(method: str, day: str, params=None, outlet_events=None) -> dict:
         from sie.steps import daily, params_config
 
-        return daily.score(params_config(params), day, method)
+        cost = daily.score(params_config(params), day, method)
+        outlet_events[TABLE["importance_scores"]].extra = {"ds": day, "method": method}
+        return cost
 
     @task
     def validate_scores(day: str, params=None) -> dict:
@@ -93,7 +105,7 @@ def sie_daily():
 
         return daily.validate(params_config(params), day, "importance_scores")
 
-    @task
+    @task(outlets=[TABLE["benchmark_results"]])
     def evaluate(day: str, params=None) -> dict:
         from sie.steps import daily, params_config
 

@@ -229,8 +229,37 @@ RECONCILIATION = TableSchema(
     "per ds and source: raw = accepted + quarantined + dedup_dropped",
 )
 
+SCORE_DRIFT = TableSchema(
+    "score_drift",
+    pa.schema(
+        [
+            ("run_id", pa.string()),
+            ("previous_ds", pa.string()),  # the previous model's ds (the latest earlier one), null if none
+            ("n_samples", pa.int64()),  # samples scored by this model
+            ("n_common", pa.int64()),  # samples scored by both models (their windows overlap)
+            ("spearman", pa.float64()),  # rank correlation of the two models' scores on the common samples
+            ("top_decile_overlap", pa.float64()),  # share of this model's top 10% also in the previous top 10%
+            ("mean_score", pa.float64()),
+            ("previous_mean_score", pa.float64()),
+            ("created_at", TS),
+        ]
+    ),
+    ("ds", "method"),
+    "per model (ds) and method: how the scores moved since the previous model (written by sie_score_drift)",
+)
+
 TABLES: dict[str, TableSchema] = {
-    t.name: t for t in (EVENTS, QUERIES, QUARANTINE, SAMPLES, IMPORTANCE_SCORES, BENCHMARK_RESULTS, RECONCILIATION)
+    t.name: t
+    for t in (
+        EVENTS,
+        QUERIES,
+        QUARANTINE,
+        SAMPLES,
+        IMPORTANCE_SCORES,
+        BENCHMARK_RESULTS,
+        RECONCILIATION,
+        SCORE_DRIFT,
+    )
 }
 
 

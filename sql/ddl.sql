@@ -130,3 +130,19 @@ CREATE TABLE IF NOT EXISTS reconciliation (
 )
 USING PARQUET PARTITIONED BY (ds);
 
+-- per model (ds) and method: how the scores moved since the previous model (written by sie_score_drift)
+CREATE TABLE IF NOT EXISTS score_drift (
+    `run_id` STRING,
+    `previous_ds` STRING,
+    `n_samples` BIGINT,
+    `n_common` BIGINT,
+    `spearman` DOUBLE,
+    `top_decile_overlap` DOUBLE,
+    `mean_score` DOUBLE,
+    `previous_mean_score` DOUBLE,
+    `created_at` TIMESTAMP,
+    `ds` STRING,
+    `method` STRING
+)
+USING PARQUET PARTITIONED BY (ds, method);
+

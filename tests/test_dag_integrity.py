@@ -49,6 +49,32 @@ def test_sie_daily_schedule(dagbag):
     } <= set(dag.task_ids)
 
 
+def test_publishing_tasks_declare_their_tables_as_assets(dagbag):
+    from sie.assets import uri
+
+    def outlets(dag_id, task_id):
+        return {a.uri for a in dagbag.dags[dag_id].get_task(task_id).outlets}
+
+    tables = ("events", "queries", "quarantine", "samples", "reconciliation")
+    assert outlets("sie_daily", "ingest") == {uri(t) for t in tables}
+    assert outlets("sie_daily", "train") == {uri("models")}
+    assert outlets("sie_daily", "score") == {uri("importance_scores")}
+    assert outlets("sie_daily", "evaluate") == {uri("benchmark_results")}
+    assert outlets("sie_benchmark", "publish") == {uri("benchmark_results")}
+    assert outlets("sie_score_drift", "drift") == {uri("score_drift")}
+    # tasks that publish nothing declare nothing
+    for task_id in ("resolve_ds", "validate", "validate_scores", "report"):
+        assert outlets("sie_daily", task_id) == set(), task_id
+
+
+def test_score_drift_is_scheduled_on_importance_scores(dagbag):
+    from sie.assets import uri
+
+    dag = dagbag.dags["sie_score_drift"]
+    assert [a.uri for a in dag.timetable.asset_condition.objects] == [uri("importance_scores")]
+    assert dag.catchup is False
+
+
 def test_dag_files_contain_no_business_logic():
     """DAG files only wire tasks: they import sie inside tasks and define no helpers."""
     for path in DAGS.glob("*.py"):
