@@ -14,7 +14,12 @@ from sie.config import BENCH_PARAMS, DAILY_PARAMS, SieConfig, load_config
 from sie.ds import Ds
 from sie.log import setup
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="SIE: sample importance for search/click logs.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="SIE: sample importance for search/click logs.",
+)
 console = Console()
 
 _STATE: dict[str, Any] = {"pairs": [], "warehouse": None, "config_file": None}
@@ -26,33 +31,24 @@ def main(
         None, "--warehouse", "-w", help="Warehouse root (default: $SIE_WAREHOUSE or ./warehouse)."
     ),
     config: Optional[str] = typer.Option(None, "--config", help="JSON config file (default: $SIE_CONFIG)."),
+    debug: bool = typer.Option(False, "--debug", help="Show the full traceback of an error."),
     set_: list[str] = typer.Option(
         [], "--set", help="Config override SECTION.FIELD=VALUE, e.g. --set train.epochs=2 (repeatable)."
     ),
 ) -> None:
     setup()
-    _STATE.update(pairs=list(set_), warehouse=warehouse, config_file=config)
+    _STATE.update(pairs=list(set_), warehouse=warehouse, config_file=config, debug=debug)
 
 
 def _cfg(params: dict[str, Any] | None = None, shorthands: dict[str, str] = DAILY_PARAMS) -> SieConfig:
     """The command's config through the one adapter: options (``params``) < ``--set`` pairs."""
-    try:
-        return load_config(
-            params,
-            shorthands,
-            pairs=_STATE["pairs"],
-            warehouse=_STATE["warehouse"],
-            config_file=_STATE["config_file"],
-        )
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
+    return load_config(
+        params, shorthands, pairs=_STATE["pairs"], warehouse=_STATE["warehouse"], config_file=_STATE["config_file"]
+    )
 
 
 def _ds(value: str) -> Ds:
-    try:
-        return Ds(value)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
+    return Ds(value)
 
 
 def print_frame(frame, title: str | None = None, fmt: str = "table") -> None:
@@ -104,10 +100,7 @@ def simulate(
 
 
 def _span(start: str, days: int) -> list[Ds]:
-    try:
-        return Ds.span(start, days)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
+    return Ds.span(start, days)
 
 
 @app.command()
@@ -312,5 +305,16 @@ def report(
     console.print(f"html:   {path.with_name('report.html')}")
 
 
+def run() -> None:
+    """The `sie` command: an error ends with one line on stderr and exit code 1 (`--debug`: the traceback)."""
+    try:
+        app()
+    except Exception as exc:
+        if _STATE.get("debug"):
+            raise
+        sys.stderr.write(f"sie: error: {type(exc).__name__}: {exc}".splitlines()[0][:1000] + "\n")
+        sys.exit(1)
+
+
 if __name__ == "__main__":
-    app()
+    run()

@@ -204,8 +204,9 @@ class SieConfig:
         if path:
             cfg = _merge(cfg, json.loads(Path(path).read_text()))
         env: dict[str, Any] = {}
-        if "SIE_WAREHOUSE" in os.environ:
-            env["warehouse"] = os.environ["SIE_WAREHOUSE"]
+        for name in ("warehouse", "source"):  # the top-level settings: SIE_WAREHOUSE, SIE_SOURCE
+            if f"SIE_{name.upper()}" in os.environ:
+                env[name] = os.environ[f"SIE_{name.upper()}"]
         for key, value in os.environ.items():
             if key.startswith("SIE_") and "__" in key:
                 *sections, name = key[4:].lower().split("__")
@@ -216,7 +217,7 @@ class SieConfig:
         cfg = _merge(cfg, env)
         if overrides:
             cfg = _merge(cfg, overrides)
-        return cfg
+        return check_config(cfg)
 
 
 def overrides_from_pairs(pairs: list[str], base: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -240,9 +241,9 @@ def _coerce(current: Any, value: Any) -> Any:
     if isinstance(current, bool):
         return value.lower() in {"1", "true", "yes", "on"}
     if isinstance(current, int):
-        return int(value)
+        return _number(int, value)
     if isinstance(current, float):
-        return float(value)
+        return _number(float, value)
     if isinstance(current, list):
         items = [v.strip() for v in value.split(",") if v.strip()]
         if current and isinstance(current[0], float):
@@ -253,7 +254,14 @@ def _coerce(current: Any, value: Any) -> Any:
     return value
 
 
-def _merge(obj: Any, updates: dict[str, Any]) -> Any:
+def _number(kind: type, value: str) -> Any:
+    try:
+        return kind(value)
+    except ValueError:
+        raise ValueError(f"expected {kind.__name__}, got {value!r}") from None
+
+
+def _merge(obj: Any, updates: dict[str, Any], prefix: str = "") -> Any:
     """Return a copy of dataclass ``obj`` with nested ``updates`` applied; unknown keys fail loudly."""
     known = {f.name for f in dataclasses.fields(obj)}
     changes: dict[str, Any] = {}
@@ -264,9 +272,12 @@ def _merge(obj: Any, updates: dict[str, Any]) -> Any:
         if dataclasses.is_dataclass(current):
             if not isinstance(value, dict):
                 raise ValueError(f"config section {key!r} needs a mapping, got {value!r}")
-            changes[key] = _merge(current, value)
+            changes[key] = _merge(current, value, f"{prefix}{key}.")
         else:
-            changes[key] = _coerce(current, value)
+            try:
+                changes[key] = _coerce(current, value)
+            except ValueError as exc:
+                raise ValueError(f"setting {prefix}{key}: {exc}") from None
     return dataclasses.replace(obj, **changes)
 
 
@@ -324,3 +335,115 @@ def _set_path(tree: dict[str, Any], path: str, value: Any) -> None:
         node[leaf].update(value)
     else:
         node[leaf] = value
+
+
+# ---- ranges: every numeric setting is checked when a config is loaded ---------------------
+
+#: ``section.field`` → (low, high, low_inclusive); None = unbounded. A list setting checks each item.
+RANGES: dict[str, tuple[float | None, float | None, bool]] = {
+    "simulate.seed": (0, None, True),
+    "simulate.n_items": (10, None, True),
+    "simulate.n_users": (1, None, True),
+    "simulate.n_intents": (2, None, True),
+    "simulate.candidates_per_query": (2, None, True),
+    "simulate.holdout_fraction": (0, 1, False),
+    "simulate.requests_per_day": (1, None, True),
+    "simulate.impressions_per_request": (1, None, True),
+    "simulate.zipf_exponent": (0, None, True),
+    "simulate.position_bias": (0, None, True),
+    "simulate.ranker_noise": (0, None, True),
+    "simulate.bot_rate": (0, 1, True),
+    "simulate.accidental_click_rate": (0, 1, True),
+    "simulate.clickbait_item_rate": (0, 1, True),
+    "simulate.duplicate_event_rate": (0, 1, True),
+    "simulate.label_flip_rate": (0, 1, True),
+    "simulate.bad_records": (0, None, True),
+    "simulate.compress_level": (0, 9, True),
+    "ingest.shuffle_partitions": (1, None, True),
+    "ingest.landed_bytes_per_partition": (1, None, True),
+    "ingest.session_gap_minutes": (1, None, True),
+    "ingest.lateness_hours": (0, None, True),
+    "ingest.stats_window_days": (1, None, True),
+    "ingest.ctr_prior_strength": (0, None, True),
+    "ingest.bot_max_requests_per_day": (1, None, True),
+    "ingest.bot_fast_click_seconds": (0, None, True),
+    "ingest.bot_fast_click_share": (0, 1, True),
+    "ingest.bot_min_clicks": (1, None, True),
+    "ingest.rows_per_file": (1, None, True),
+    "validate.min_ctr": (0, 1, True),
+    "validate.max_ctr": (0, 1, True),
+    "validate.max_bot_share": (0, 1, True),
+    "validate.min_click_impression_share": (0, 1, True),
+    "train.window_days": (1, None, True),
+    "train.epochs": (1, None, True),
+    "train.batch_size": (1, None, True),
+    "train.lr": (0, None, False),
+    "train.weight_decay": (0, None, True),
+    "train.vocab_size": (2, None, True),
+    "train.max_query_tokens": (1, None, True),
+    "train.max_item_tokens": (1, None, True),
+    "train.embedding_dim": (1, None, True),
+    "train.hidden_dim": (1, None, True),
+    "train.n_dense": (1, None, True),
+    "train.seed": (0, None, True),
+    "importance.batch_size": (1, None, True),
+    "importance.el2n_epoch": (1, None, True),
+    "importance.tracin_checkpoints": (1, None, True),
+    "importance.tracin_projection_dim": (0, None, True),
+    "importance.knn_k": (1, None, True),
+    "importance.knn_max_validation": (0, None, True),
+    "importance.knn_batch_elements": (1, None, True),
+    "importance.oob_estimators": (2, None, True),
+    "importance.oob_epochs": (1, None, True),
+    "importance.oob_lr": (0, None, False),
+    "importance.tce_max_drop": (0, 1, True),
+    "importance.tce_warmup_epochs": (0, None, True),
+    "importance.rce_beta": (0, None, True),
+    "evaluate.keep_ratios": (0, 1, False),
+    "evaluate.seeds": (0, None, True),
+    "bench.days": (1, None, True),
+    "bench.grid.keep_ratios": (0, 1, False),
+    "bench.grid.seeds": (0, None, True),
+    "bench.torch_threads": (0, None, True),
+    "bench.roc_points": (2, None, True),
+    "bench.confidence": (0, 1, False),
+    "bench.alpha": (0, 1, False),
+}
+#: settings with a fixed set of values
+CHOICES: dict[str, tuple[str, ...]] = {
+    "source": ("simulator", "landed"),
+    "simulate.world": ("synthetic", "esci"),
+    "train.device": ("auto", "cpu", "cuda"),
+    "importance.aum_mode": ("pointwise", "pairwise"),
+    "bench.dataset": ("synthetic", "esci"),
+}
+
+
+def _get(cfg: Any, path: str) -> Any:
+    for key in path.split("."):
+        cfg = getattr(cfg, key)
+    return cfg
+
+
+def _out_of_range(value: float, low: float | None, high: float | None, low_inclusive: bool) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:  # NaN
+        return True
+    if low is not None and (value < low if low_inclusive else value <= low):
+        return True
+    return high is not None and value > high
+
+
+def check_config(cfg: SieConfig) -> SieConfig:
+    """``cfg`` when every setting is in its range; a ValueError naming the first that is not."""
+    for path, (low, high, low_inclusive) in RANGES.items():
+        value = _get(cfg, path)
+        for item in value if isinstance(value, list) else [value]:
+            if _out_of_range(item, low, high, low_inclusive):
+                bracket = "[" if low_inclusive else "("
+                raise ValueError(f"setting {path}={item!r} is out of range {bracket}{low}, {high}]")
+    for path, allowed in CHOICES.items():
+        if _get(cfg, path) not in allowed:
+            raise ValueError(f"setting {path}={_get(cfg, path)!r} must be one of {allowed}")
+    if cfg.validate.min_ctr > cfg.validate.max_ctr:
+        raise ValueError("settings validate.min_ctr must not exceed validate.max_ctr")
+    return cfg

@@ -1,4 +1,10 @@
-"""`sie sql`: run SQL on DuckDB over the Parquet tables through a read-only connection."""
+"""`sie sql`: run SQL on DuckDB over the Parquet tables, strictly read-only.
+
+Three locks, each enough on its own for the common case: exactly one statement per call,
+and only a query (SELECT, WITH, DESCRIBE, EXPLAIN); the connection opens the catalog
+read-only; file access is limited to the warehouse and the configuration is locked, so
+no statement can read other files, load extensions or lift the limits.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,25 @@ from sie.schemas import TABLES
 from sie.store import Warehouse, default_sql_dir, duckdb_connect
 
 
+class ReadOnlyError(ValueError):
+    """A statement `sie sql` refuses: not exactly one query."""
+
+
+def check_read_only(sql: str) -> str:
+    """``sql`` when it is exactly one query statement; :class:`ReadOnlyError` otherwise."""
+    import duckdb
+
+    statements = duckdb.extract_statements(sql)
+    if len(statements) != 1:
+        raise ReadOnlyError(f"sie sql runs exactly one statement per call, got {len(statements)}")
+    kind = statements[0].type
+    if kind not in (duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN):
+        raise ReadOnlyError(f"sie sql is read-only: {kind.name} statements are refused (queries only)")
+    return sql
+
+
 def query(cfg: SieConfig, sql: str) -> pd.DataFrame:
+    check_read_only(sql)
     con = duckdb_connect(Warehouse.from_config(cfg))
     try:
         return con.execute(sql).df()

@@ -250,9 +250,13 @@ def duckdb_connect(wh: Warehouse, sql_dir: Path | None = None):
     """A read-only DuckDB connection whose catalog has a view per table.
 
     The catalog file is rebuilt (to a temporary file, then renamed into place) so that
-    new tables appear; queries then run through ``read_only=True``.
+    new tables appear; queries then run through ``read_only=True``, with file access
+    limited to the warehouse and the configuration locked.
     """
     import duckdb
+
+    if not wh.root.is_dir():
+        raise FileNotFoundError(f"no warehouse at {wh.root} (set --warehouse / SIE_WAREHOUSE)")
 
     catalog = wh.root / "_catalog" / "sie.duckdb"
     with atomic_path(catalog) as tmp:
@@ -265,7 +269,12 @@ def duckdb_connect(wh: Warehouse, sql_dir: Path | None = None):
                 con.execute(views.read_text())
         finally:
             con.close()
-    return duckdb.connect(str(catalog), read_only=True)
+    con = duckdb.connect(str(catalog), read_only=True)
+    root = wh.root.as_posix().replace("'", "''")
+    con.execute(f"SET allowed_directories = ['{root}/']")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+    return con
 
 
 def default_sql_dir() -> Path:

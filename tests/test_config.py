@@ -42,3 +42,59 @@ def test_overrides_from_pairs_nests_and_rejects_missing_value():
     assert SieConfig.load(tree).train.epochs == 2
     with pytest.raises(ValueError, match="SECTION.FIELD=VALUE"):
         overrides_from_pairs(["train.epochs"])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"train": {"epochs": 0}}, "train.epochs=0 is out of range"),
+        ({"train": {"batch_size": "0"}}, "train.batch_size=0 is out of range"),
+        ({"simulate": {"bot_rate": 7}}, "simulate.bot_rate=7 is out of range"),
+        ({"train": {"lr": 0.0}}, "train.lr=0.0 is out of range"),
+        ({"train": {"epochs": "two"}}, "setting train.epochs: expected int"),
+        ({"bench": {"grid": {"keep_ratios": [0.5, 0.0]}}}, "bench.grid.keep_ratios=0.0 is out of range"),
+        ({"importance": {"aum_mode": "ranked"}}, "importance.aum_mode='ranked' must be one of"),
+        ({"validate": {"min_ctr": 0.5, "max_ctr": 0.1}}, "min_ctr must not exceed"),
+    ],
+)
+def test_every_setting_is_checked_when_loaded(overrides, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        SieConfig.load(overrides)
+
+
+def test_every_numeric_setting_has_a_range():
+    import dataclasses
+
+    from sie.config import RANGES
+
+    def numeric(obj, prefix=""):
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if dataclasses.is_dataclass(value):
+                yield from numeric(value, f"{prefix}{f.name}.")
+            elif isinstance(value, int | float) and not isinstance(value, bool):
+                yield prefix + f.name
+            elif isinstance(value, list) and value and isinstance(value[0], int | float):
+                yield prefix + f.name
+
+    assert set(numeric(SieConfig())) == set(RANGES)
+
+
+def test_cli_errors_are_one_line_with_a_non_zero_exit(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    sie = str(Path(sys.executable).parent / "sie")
+    out = subprocess.run(
+        [sie, "--set", "train.epochs=0", "train", "--ds", "2026-11-20"], capture_output=True, text=True
+    )
+    assert out.returncode == 1
+    assert (
+        out.stderr.strip().splitlines()[-1]
+        == "sie: error: ValueError: setting train.epochs=0 is out of range [1, None]"
+    )
+    out = subprocess.run([sie, "train", "--ds", "2026-02-30"], capture_output=True, text=True)
+    assert out.returncode == 1 and "ds must be a real calendar day" in out.stderr
+    debug = subprocess.run([sie, "--debug", "train", "--ds", "2026-02-30"], capture_output=True, text=True)
+    assert debug.returncode == 1 and "Traceback" in debug.stderr

