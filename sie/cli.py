@@ -305,7 +305,7 @@ def report(
     console.print(f"html:   {path.with_name('report.html')}")
 
 
-def run() -> None:
+def entry() -> None:
     """The `sie` command: an error ends with one line on stderr and exit code 1 (`--debug`: the traceback)."""
     try:
         app()
@@ -317,4 +317,4 @@ def run() -> None:
 
 
 if __name__ == "__main__":
-    run()
+    entry()
