@@ -2,16 +2,22 @@
 ``sie.dev.spark_cluster``) publishes the same five tables, row for row, as the ``local[2]``
 ingest of the same raw files: once through the ``sie`` CLI (its embedded session with
 ``ingest.spark_master=spark://...``) and once through ``spark-submit --master spark://...
-jobs/ingest.py``. Both drivers run in subprocesses: this process already holds the shared
-local SparkSession, and a JVM has one SparkContext."""
+jobs/ingest.py``.
+
+Both cluster drivers run in subprocesses (this process holds the shared local SparkSession,
+and a JVM has one SparkContext), side by side as two applications of one core each, while
+this process ingests the local[2] reference: three ingests of a few minutes each on a
+2-core machine would otherwise run one after the other."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -26,21 +32,60 @@ BIN = Path(sys.executable).parent
 DS = "2025-01-02"
 TABLES = ("events", "queries", "quarantine", "samples", "reconciliation")
 WORLD = {"requests_per_day": 300, "n_items": 300, "n_users": 200, "n_intents": 60, "bad_records": 2}
+DRIVER_TIMEOUT_S = 600
+APP_NAMES = {"cli": "sie", "spark-submit": "sie-ingest"}  # get_spark's / jobs/ingest.py's app name
 
 
 @pytest.fixture(scope="module")
-def raw_day(tmp_path_factory) -> Path:
-    """One simulated day (with injected bad records); its ``raw/`` folder is copied into each warehouse."""
-    from sie.simulate import simulate_day
+def cluster(tmp_path_factory):
+    """Master + one worker (2 cores, 2 GiB for executors); each application gets 1 core (and a 1 GiB
+    executor), so the two drivers run side by side."""
+    from sie.dev.spark_cluster import standalone_cluster
 
-    root = tmp_path_factory.mktemp("cluster-sim") / "warehouse"
-    simulate_day(SieConfig.load({"warehouse": str(root), "simulate": WORLD}), DS)
-    return root / "raw"
+    with standalone_cluster(tmp_path_factory.mktemp("spark-standalone"), cores=2, memory="2g", app_cores=1) as c:
+        yield c
 
 
-def _warehouse(raw: Path, root: Path) -> Path:
-    shutil.copytree(raw, root / "raw")
-    return root
+def _commands(cluster, roots: dict[str, Path]) -> dict[str, list[str]]:
+    world = [f"--set=simulate.{k}={v}" for k, v in WORLD.items()]  # the reference's config (ingest ignores it)
+    cli = [str(BIN / "sie"), "--warehouse", str(roots["cli"]), f"--set=ingest.spark_master={cluster.master_url}"]
+    submit = [str(BIN / "spark-submit"), "--master", cluster.master_url]
+    for conf in (
+        "spark.driver.host=127.0.0.1",
+        f"spark.pyspark.python={sys.executable}",
+        "spark.executor.memory=1g",
+        "spark.ui.enabled=false",
+        "spark.log.level=WARN",
+    ):
+        submit += ["--conf", conf]
+    submit += [str(ROOT / "jobs" / "ingest.py"), "--ds", DS, "--warehouse", str(roots["spark-submit"])]
+    return {"cli": [*cli, *world, "ingest", "--ds", DS], "spark-submit": [*submit, *world]}
+
+
+def _launch(cluster, cmd: list[str], log_path: Path) -> subprocess.Popen:
+    env = cluster.client_env(os.environ)
+    env["PYSPARK_PYTHON"] = sys.executable  # executors' Python workers: the venv (sie installed)
+    for key in ("SIE_CONFIG", "SIE_SPARK_MASTER", "SIE_FAULTS", "SIE_WAREHOUSE"):
+        env.pop(key, None)
+    with log_path.open("wb") as out:
+        return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _finish(procs: dict[str, subprocess.Popen], deadline: float) -> dict[str, int | None]:
+    """Exit codes of the drivers; a driver still running at ``deadline`` is killed (None)."""
+    codes: dict[str, int | None] = {}
+    for name, proc in procs.items():
+        try:
+            codes[name] = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            codes[name] = None
+        if codes[name] != 0:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # and its Spark JVM
+            except ProcessLookupError:
+                pass
+            proc.wait(timeout=30)
+    return codes
 
 
 def _rows(root: Path) -> dict[str, tuple]:
@@ -55,69 +100,43 @@ def _rows(root: Path) -> dict[str, tuple]:
 
 
 @pytest.fixture(scope="module")
-def local_rows(raw_day, spark, tmp_path_factory) -> dict[str, tuple]:
-    """The reference: the same raw files ingested by the shared local[2] session."""
+def runs(cluster, spark, tmp_path_factory) -> dict:
+    """One simulated day (with injected bad records), its raw files copied into three warehouses,
+    ingested by the two cluster drivers (subprocesses) and, meanwhile, by the shared local[2] session."""
     from sie.ingest import ingest_day
+    from sie.simulate import simulate_day
 
-    root = _warehouse(raw_day, tmp_path_factory.mktemp("cluster-local") / "warehouse")
-    ingest_day(SieConfig.load({"warehouse": str(root), "simulate": WORLD}), DS, spark=spark)
-    rows = _rows(root)
-    assert all(rows[t][1] for t in TABLES), {t: len(rows[t][1]) for t in TABLES}  # quarantine too
-    return rows
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    from sie.dev.spark_cluster import standalone_cluster
-
-    with standalone_cluster(tmp_path_factory.mktemp("spark-standalone"), cores=2, memory="1g") as c:
-        yield c
-
-
-def _run(cluster, cmd: list[str], log_path: Path) -> None:
-    """Run a driver of the cluster; fail with the tail of its output (and the worker's) on a non-zero exit."""
-    env = cluster.client_env(os.environ)
-    env["PYSPARK_PYTHON"] = sys.executable  # executors' Python workers: the venv (sie installed)
-    for key in ("SIE_CONFIG", "SIE_SPARK_MASTER", "SIE_FAULTS", "SIE_WAREHOUSE"):
-        env.pop(key, None)
-    with log_path.open("wb") as out:
-        rc = subprocess.run(cmd, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, timeout=300).returncode
-    if rc != 0:
-        tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-60:])
-        pytest.fail(f"{cmd[0]} exited {rc}:\n{tail}\n--- worker ---\n{cluster.log_tail('worker')}")
+    base = tmp_path_factory.mktemp("cluster-runs")
+    sim = base / "sim"
+    simulate_day(SieConfig.load({"warehouse": str(sim), "simulate": WORLD}), DS)
+    roots = {name: base / name for name in ("local", "cli", "spark-submit")}
+    for root in roots.values():
+        shutil.copytree(sim / "raw", root / "raw")
+    before = {a["id"] for a in cluster.applications()}
+    logs = {name: base / f"{name}.log" for name in APP_NAMES}
+    procs = {name: _launch(cluster, cmd, logs[name]) for name, cmd in _commands(cluster, roots).items()}
+    try:
+        ingest_day(SieConfig.load({"warehouse": str(roots["local"]), "simulate": WORLD}), DS, spark=spark)
+    except BaseException:
+        _finish(procs, time.monotonic())  # kill the drivers now
+        raise
+    codes = _finish(procs, time.monotonic() + DRIVER_TIMEOUT_S)
+    apps = [a for a in cluster.applications() if a["id"] not in before]
+    return {"roots": roots, "logs": logs, "codes": codes, "apps": apps, "local": _rows(roots["local"])}
 
 
-def _app_ids(cluster) -> set[str]:
-    return {a["id"] for a in cluster.applications()}
-
-
-def _assert_same(cluster, root: Path, local_rows: dict, before: set[str], app_name: str) -> None:
-    new = [a for a in cluster.applications() if a["id"] not in before]
-    assert [a["name"] for a in new] == [app_name], new  # the run was one application of the cluster ...
-    assert list((cluster.work_dir / new[0]["id"]).glob("*/stderr")), "no executor ran on the worker"  # ... on it
-    rows = _rows(root)
+@pytest.mark.parametrize("driver", list(APP_NAMES))
+def test_ingest_on_standalone_cluster_equals_local(runs, cluster, driver):
+    if runs["codes"][driver] != 0:
+        tail = "\n".join(runs["logs"][driver].read_text(errors="replace").splitlines()[-60:])
+        pytest.fail(f"{driver} exited {runs['codes'][driver]}:\n{tail}\n--- worker ---\n{cluster.log_tail('worker')}")
+    local = runs["local"]
+    assert all(local[t][1] for t in TABLES), {t: len(local[t][1]) for t in TABLES}  # quarantine too
+    apps = [a for a in runs["apps"] if a["name"] == APP_NAMES[driver]]
+    assert len(apps) == 1, runs["apps"]  # the run was one application of the cluster ...
+    assert list((cluster.work_dir / apps[0]["id"]).glob("*/stderr")), "no executor ran on the worker"  # ... on it
+    rows = _rows(runs["roots"][driver])
     for t in TABLES:
-        assert rows[t][0] == local_rows[t][0], f"{t}: schema differs from local[2]"
-        assert len(rows[t][1]) == len(local_rows[t][1]), f"{t}: row count differs from local[2]"
-        assert rows[t][1] == local_rows[t][1], f"{t}: rows differ from local[2]"
-
-
-def test_cli_ingest_on_standalone_cluster_equals_local(raw_day, local_rows, cluster, tmp_path):
-    root = _warehouse(raw_day, tmp_path / "warehouse")
-    before = _app_ids(cluster)
-    cmd = [str(BIN / "sie"), "--warehouse", str(root), "--set", f"ingest.spark_master={cluster.master_url}"]
-    cmd += [f"--set=simulate.{k}={v}" for k, v in WORLD.items()]
-    _run(cluster, [*cmd, "ingest", "--ds", DS], tmp_path / "sie-ingest.log")
-    _assert_same(cluster, root, local_rows, before, "sie")
-
-
-def test_spark_submit_ingest_on_standalone_cluster_equals_local(raw_day, local_rows, cluster, tmp_path):
-    root = _warehouse(raw_day, tmp_path / "warehouse")
-    before = _app_ids(cluster)
-    cmd = [str(BIN / "spark-submit"), "--master", cluster.master_url, "--conf", "spark.driver.host=127.0.0.1"]
-    cmd += ["--conf", f"spark.pyspark.python={sys.executable}", "--conf", "spark.executor.memory=1g"]
-    cmd += ["--conf", "spark.ui.enabled=false", "--conf", "spark.log.level=WARN"]
-    cmd += [str(ROOT / "jobs" / "ingest.py"), "--ds", DS, "--warehouse", str(root)]
-    cmd += [f"--set=simulate.{k}={v}" for k, v in WORLD.items()]
-    _run(cluster, cmd, tmp_path / "spark-submit.log")
-    _assert_same(cluster, root, local_rows, before, "sie-ingest")
+        assert rows[t][0] == local[t][0], f"{t}: schema differs from local[2]"
+        assert len(rows[t][1]) == len(local[t][1]), f"{t}: row count differs from local[2]"
+        assert rows[t][1] == local[t][1], f"{t}: rows differ from local[2]"

@@ -55,11 +55,17 @@ def free_port() -> int:
 
 @dataclass
 class StandaloneCluster:
-    """One master and one worker (``cores``, ``memory`` for executors) with every file under ``root``."""
+    """One master and one worker (``cores``, ``memory`` for executors) with every file under ``root``.
+
+    ``app_cores``: the cores an application gets unless it sets ``spark.cores.max`` (the
+    master's ``spark.deploy.defaultCores``; None: all free cores), e.g. 1 to run two
+    applications side by side on a 2-core worker.
+    """
 
     root: Path
     cores: int = 2
     memory: str = "1g"
+    app_cores: int | None = None
     daemon_memory: str = "512m"
     master_port: int = field(default_factory=free_port)
     master_ui_port: int = field(default_factory=free_port)
@@ -104,6 +110,8 @@ class StandaloneCluster:
         )
         for key in ("SPARK_MASTER_OPTS", "SPARK_WORKER_OPTS", "SPARK_MASTER_HOST", "SPARK_MASTER_PORT"):
             env.pop(key, None)
+        if self.app_cores is not None:
+            env["SPARK_MASTER_OPTS"] = f"-Dspark.deploy.defaultCores={self.app_cores}"
         return env
 
     def _dir(self, name: str) -> Path:
@@ -218,12 +226,18 @@ def _signal_group(pgid: int, sig: int) -> None:
 
 
 def start_cluster(
-    root: Path, cores: int = 2, memory: str = "1g", timeout_s: float = 90.0, attempts: int = 3
+    root: Path,
+    cores: int = 2,
+    memory: str = "1g",
+    app_cores: int | None = None,
+    timeout_s: float = 90.0,
+    attempts: int = 3,
 ) -> StandaloneCluster:
-    """Start a master and one worker under ``root``; a failed start (e.g. a port taken between
-    picking and binding it) is stopped and retried on new ports, up to ``attempts`` times."""
+    """Start a master and one worker under ``root`` (see :class:`StandaloneCluster`); a failed start
+    (e.g. a port taken between picking and binding it) is stopped and retried on new ports, up to
+    ``attempts`` times."""
     for attempt in range(1, attempts + 1):
-        cluster = StandaloneCluster(Path(root) / f"attempt-{attempt}", cores=cores, memory=memory)
+        cluster = StandaloneCluster(Path(root) / f"attempt-{attempt}", cores=cores, memory=memory, app_cores=app_cores)
         try:
             return cluster.start(timeout_s)
         except BaseException as exc:
@@ -236,10 +250,10 @@ def start_cluster(
 
 @contextmanager
 def standalone_cluster(
-    root: Path, cores: int = 2, memory: str = "1g", timeout_s: float = 90.0
+    root: Path, cores: int = 2, memory: str = "1g", app_cores: int | None = None, timeout_s: float = 90.0
 ) -> Iterator[StandaloneCluster]:
     """A running cluster for the ``with`` block; master and worker are stopped on exit, also on errors."""
-    cluster = start_cluster(root, cores=cores, memory=memory, timeout_s=timeout_s)
+    cluster = start_cluster(root, cores=cores, memory=memory, app_cores=app_cores, timeout_s=timeout_s)
     try:
         yield cluster
     finally:
