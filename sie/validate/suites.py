@@ -24,6 +24,9 @@ from sie.ingest.parse import day_window
 from sie.ingest.reasons import INTERACTIONS, RANKING_ACTIONS
 from sie.schemas import DENSE_FEATURES, EVENTS, IMPORTANCE_SCORES, SAMPLES, TableSchema
 
+#: the suites run right after ingest; a day failing one is never read by training, scoring or evaluation
+INGEST_SUITES = ("raw_events", "samples")
+
 CRITICAL = "critical"
 WARNING = "warning"
 
