@@ -16,28 +16,37 @@ from contextlib import contextmanager
 FORMAT = "[sie] %(message)s"
 
 
-class _StderrHandler(logging.StreamHandler):
-    """Writes to whatever ``sys.stderr`` is at emit time (Airflow and pytest swap it per task/test)."""
+class _StdHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.<target>`` is at emit time (Airflow and pytest swap them per task/test)."""
+
+    target = "stderr"
 
     @property
     def stream(self):  # type: ignore[override]
-        return sys.stderr
+        return getattr(sys, self.target)
 
     @stream.setter
     def stream(self, value) -> None:  # StreamHandler.__init__ assigns it; the property decides
         pass
 
 
-def setup(level: int = logging.INFO) -> logging.Logger:
-    """Route the ``sie`` logger to stderr with the ``[sie]`` format (idempotent)."""
+def setup(level: int = logging.INFO, target: str = "stderr") -> logging.Logger:
+    """Route the ``sie`` logger to ``sys.<target>`` with the ``[sie]`` format (idempotent).
+
+    The CLI logs to stderr (its results go to stdout); Airflow tasks log to stdout, which
+    the task log records at level info (stderr would be recorded as errors).
+    """
+    if target not in ("stderr", "stdout"):
+        raise ValueError(f"log target must be stderr or stdout, got {target!r}")
     logger = logging.getLogger("sie")
     logger.setLevel(level)
-    if not any(getattr(h, "_sie", False) for h in logger.handlers):
-        handler = _StderrHandler()
+    handler = next((h for h in logger.handlers if isinstance(h, _StdHandler)), None)
+    if handler is None:
+        handler = _StdHandler()
         handler.setFormatter(logging.Formatter(FORMAT))
-        handler._sie = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
         logger.propagate = False  # one line per message, also under Airflow's root handler
+    handler.target = target
     return logger
 
 

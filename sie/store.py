@@ -15,8 +15,11 @@ Layout under the warehouse root (a local folder by default)::
 
 Publishing a partition = write it completely under ``_staging`` and then swap it in
 with renames. A journal file makes the swap recoverable: if a process dies between
-the two renames, the next publish (or any reader using :func:`recover`) restores the
-previous partition, so readers always see either the old or the new partition, whole.
+the two renames, the next publish (or :func:`recover`) restores the previous partition.
+Publishes and recoveries take an OS file lock on the warehouse, so concurrent writers on
+one machine never roll back each other's swaps. (Readers can still meet a partition
+between the two renames; the move to a table format with snapshot reads, issue 11,
+removes that window.)
 """
 
 from __future__ import annotations
@@ -117,22 +120,40 @@ class Warehouse:
             raise
         self.publish(staging, final)
 
+    @contextmanager
+    def _publish_lock(self) -> Iterator[None]:
+        """One publisher or recoverer at a time on this warehouse (an advisory lock the OS drops
+        when its holder dies), so ``recover`` only ever sees the journals of killed writers."""
+        import fcntl
+
+        self.staging_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".publish.lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
     def publish(self, staging: Path, final: Path) -> None:
-        self.recover()
-        final.parent.mkdir(parents=True, exist_ok=True)
-        journal = self.staging_dir / f"publish-{uuid.uuid4().hex}.json"
-        trash = self.staging_dir / f"trash-{uuid.uuid4().hex}"
-        journal.write_text(json.dumps({"final": str(final), "trash": str(trash)}))
-        if final.exists():
-            os.rename(final, trash)
-        os.rename(staging, final)
-        journal.unlink()
+        with self._publish_lock():
+            self._recover_locked()
+            final.parent.mkdir(parents=True, exist_ok=True)
+            journal = self.staging_dir / f"publish-{uuid.uuid4().hex}.json"
+            trash = self.staging_dir / f"trash-{uuid.uuid4().hex}"
+            journal.write_text(json.dumps({"final": str(final), "trash": str(trash)}))
+            if final.exists():
+                os.rename(final, trash)
+            os.rename(staging, final)
+            journal.unlink()
         shutil.rmtree(trash, ignore_errors=True)
 
     def recover(self) -> None:
         """Finish or roll back publishes that a killed process left half done."""
-        if not self.staging_dir.exists():
-            return
+        if self.staging_dir.exists():
+            with self._publish_lock():
+                self._recover_locked()
+
+    def _recover_locked(self) -> None:
         for journal in self.staging_dir.glob("publish-*.json"):
             entry = json.loads(journal.read_text())
             final, trash = Path(entry["final"]), Path(entry["trash"])

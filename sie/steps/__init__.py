@@ -10,5 +10,5 @@ from sie.log import setup
 
 def params_config(params: dict | None) -> SieConfig:
     """A sie_daily task's config from its DAG params (through the one adapter); routes ``sie`` logging."""
-    setup()
+    setup(target="stdout")  # the task log records stdout as info
     return load_config(params, DAILY_PARAMS)

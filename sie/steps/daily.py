@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 def resolve_day(params: dict | None, data_interval_start) -> Ds:
     """The DAG run's day: the ``ds`` param when given, else the data interval's start date (logged)."""
-    setup()
+    setup(target="stdout")  # a DAG task: the task log records stdout as info
     param = (params or {}).get("ds")
     ds = Ds.resolve(param, data_interval_start)
     source = "the ds param" if param else f"data_interval_start={data_interval_start}"
