@@ -19,8 +19,6 @@ from sie import faults
 from sie.config import SieConfig
 from sie.ds import Ds
 from sie.log import setup, timed
-from sie.selection.grid import Grid
-from sie.selection.retrain import cell_rows, run_cells
 from sie.store import Warehouse
 from sie.validate.suites import INGEST_SUITES  # run right after ingest; a day failing one gates training
 
@@ -94,16 +92,17 @@ def score(cfg: SieConfig, ds: Ds, method: str) -> dict:
 
 
 def score_all(cfg: SieConfig, ds: Ds, methods: list[str]) -> dict:
-    """Score and publish each method over one loaded window; ``{method: ScoredMethod}``."""
+    """Score and publish each method over one loaded window and model; ``{method: ScoredMethod}``."""
     ds = Ds(ds)
+    from sie.steps.models import load_model
     from sie.steps.scoring import publish_scores, score_method
     from sie.steps.window import load_window
 
-    window = load_window(cfg, ds)
+    window, loaded = load_window(cfg, ds), load_model(cfg, ds)
     out = {}
     for method in methods:
         with timed(log, f"score[{method}] ds={ds}"):
-            out[method] = score_method(cfg, ds, method, window)
+            out[method] = score_method(cfg, ds, method, window, loaded)
             publish_scores(cfg, out[method])
     return out
 
@@ -115,6 +114,8 @@ def evaluate(cfg: SieConfig, ds: Ds, scores: dict[str, np.ndarray] | None = None
     memory; otherwise each method's published scores for ``ds`` are read.
     """
     ds = Ds(ds)
+    from sie.selection.grid import Grid
+    from sie.selection.retrain import cell_rows, run_cells
     from sie.steps.scoring import read_cost, read_scores
     from sie.steps.window import load_evalset, load_window
 

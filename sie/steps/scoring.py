@@ -60,12 +60,18 @@ def scoring_context(cfg: SieConfig, window: TrainingWindow, loaded: LoadedModel)
     )
 
 
-def score_method(cfg: SieConfig, ds: Ds, method: str, window: TrainingWindow | None = None) -> ScoredMethod:
-    """Score every training sample of ``ds``'s model with ``method`` (in memory, nothing published)."""
+def score_method(
+    cfg: SieConfig, ds: Ds, method: str, window: TrainingWindow | None = None, loaded: LoadedModel | None = None
+) -> ScoredMethod:
+    """Score every training sample of ``ds``'s model with ``method`` (in memory, nothing published).
+
+    ``window`` and ``loaded`` (the model version) are read when not given; pass them to score
+    several methods over one read.
+    """
     faults.point("score.start")
     estimator = get_estimator(method, cfg)
     window = window or load_window(cfg, ds)
-    loaded = load_model(cfg, ds)
+    loaded = loaded or load_model(cfg, ds)
     ctx = scoring_context(cfg, window, loaded)
     start = time.perf_counter()
     scores = checked_scores(estimator, ctx)
