@@ -8,7 +8,7 @@ date). A manual trigger processes the day given as `{"ds": "YYYY-MM-DD"}`.
 simulate (default set-up only) → ingest (Spark) → validate raw events and samples
 (Great Expectations) → train (torch) → score (one mapped task per importance method) →
 validate the scores (Great Expectations) → retrain + evaluate on the judged holdout →
-report.
+report → vacuum (deletes what no snapshot within `store.retention_hours` needs).
 
 Every task only calls `sie.steps.daily`; all logic lives in the `sie` package. Each task
 that publishes a table declares it as an outlet Asset (`sie://warehouse/<table>`); the
@@ -29,7 +29,7 @@ from sie.assets import uris
 
 TABLE = {name: Asset(uri=uri, name=name) for name, uri in uris().items()}
 GPU = {"queue": os.environ["SIE_GPU_QUEUE"]} if os.environ.get("SIE_GPU_QUEUE") else {}
-INGESTED = [TABLE[t] for t in ("events", "queries", "quarantine", "samples", "reconciliation")]
+INGESTED = [TABLE[t] for t in ("events", "queries", "quarantine", "samples", "reconciliation", "ingest_days")]
 
 
 @dag(
@@ -117,6 +117,12 @@ def sie_daily():
 
         return daily.report(params_config(params), day)
 
+    @task
+    def vacuum(params=None) -> dict:
+        from sie.steps import daily, params_config
+
+        return daily.vacuum(params_config(params))
+
     # `day` (not `ds`, which is an Airflow context variable) is the processing day
     day = resolve_ds()
     trained = train(day)
@@ -124,7 +130,7 @@ def sie_daily():
     scores = score.partial(day=day).expand(method=list_methods())
     trained >> scores
     evaluated = evaluate(day)
-    scores >> validate_scores(day) >> evaluated >> report(day)
+    scores >> validate_scores(day) >> evaluated >> report(day) >> vacuum()
 
 
 sie_daily()

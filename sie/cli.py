@@ -188,6 +188,9 @@ def sql(
     statement: Optional[str] = typer.Argument(None, help="SQL to run."),
     file: Optional[Path] = typer.Option(None, "-f", "--file", help="Run the SQL in this file (or sql/<name>)."),
     fmt: str = typer.Option("table", "--format", help="table | csv | json"),
+    as_of: Optional[str] = typer.Option(
+        None, "--as-of", help="Read the tables as of a time (ISO-8601) or a version of the one table read."
+    ),
 ) -> None:
     """Run SQL on DuckDB over the warehouse tables (read-only)."""
     from sie.sql import query, query_file
@@ -196,11 +199,43 @@ def sql(
         raise typer.BadParameter("give either a SQL statement or -f FILE")
     cfg = _cfg()
     try:
-        frame = query_file(cfg, file) if file else query(cfg, statement)
+        frame = query_file(cfg, file, as_of) if file else query(cfg, statement, as_of)
     except Exception as exc:  # duckdb errors: show them plainly, exit non-zero
         console.print(f"[red]SQL error:[/red] {exc}")
         raise typer.Exit(1) from None
     print_frame(frame, fmt=fmt)
+
+
+@app.command()
+def history(
+    table: str = typer.Argument(..., help="A table name (see `sie ddl`)."),
+    limit: Optional[int] = typer.Option(20, help="Newest commits to show."),
+    fmt: str = typer.Option("table", "--format", help="table | csv | json"),
+) -> None:
+    """List a table's commits (version, time, operation, partition, run): what `sql --as-of` can read."""
+    import pandas as pd
+
+    from sie.schemas import TABLES
+    from sie.store import Warehouse
+
+    if table not in TABLES:
+        raise typer.BadParameter(f"unknown table {table!r}; tables: {', '.join(TABLES)}")
+    print_frame(pd.DataFrame(Warehouse.from_config(_cfg()).history(table, limit)), title=f"{table} history", fmt=fmt)
+
+
+@app.command()
+def vacuum(
+    retention_hours: Optional[float] = typer.Option(None, help="Default: store.retention_hours."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only count what would be deleted."),
+) -> None:
+    """Delete files no snapshot within the retention needs (superseded ingest runs, killed writers)."""
+    from sie.store import Warehouse
+
+    cfg = _cfg({"config": {"store": {"retention_hours": retention_hours}}} if retention_hours is not None else None)
+    deleted = Warehouse.from_config(cfg).vacuum(cfg.store.retention_hours, dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    for table, n in deleted.items():
+        console.print(f"{table}: {verb} {n} files (retention {cfg.store.retention_hours:g} h)")
 
 
 @app.command()

@@ -177,6 +177,15 @@ class BenchConfig:
 
 
 @dataclass
+class StoreConfig:
+    """The warehouse's Delta tables."""
+
+    # files and log entries no snapshot younger than this needs are deleted by `sie vacuum`;
+    # superseded ingest runs of a day stay readable (and `sie sql --as-of` can go back) this long
+    retention_hours: float = 168.0
+
+
+@dataclass
 class SieConfig:
     warehouse: str = "warehouse"
     # where raw logs come from: "simulator" (the pipeline simulates each day first) or
@@ -189,6 +198,7 @@ class SieConfig:
     importance: ImportanceConfig = field(default_factory=ImportanceConfig)
     evaluate: GridConfig = field(default_factory=GridConfig)  # the nightly retrain + evaluate step
     bench: BenchConfig = field(default_factory=BenchConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
 
     @property
     def warehouse_path(self) -> Path:
@@ -408,6 +418,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "bench.roc_points": (2, None, True),
     "bench.confidence": (0, 1, False),
     "bench.alpha": (0, 1, False),
+    "store.retention_hours": (1, None, True),  # below an hour a vacuum could delete a running ingest's files
 }
 #: settings with a fixed set of values
 CHOICES: dict[str, tuple[str, ...]] = {

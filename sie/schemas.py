@@ -37,6 +37,8 @@ class TableSchema:
 def _spark_type(t: pa.DataType) -> str:
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         return "STRING"
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t):
+        return "BINARY"
     if pa.types.is_int8(t):
         return "TINYINT"
     if pa.types.is_int16(t):
@@ -127,11 +129,17 @@ QUARANTINE = TableSchema(
             ("line_no", pa.int64()),
             ("reason", pa.string()),  # a code from sie.ingest.reasons.REASONS
             ("detail", pa.string()),  # human-readable specifics (the bad value, the window, ...)
-            ("raw", pa.string()),  # the raw line, verbatim
+            ("raw", pa.string()),  # the raw line as valid UTF-8 text (invalid bytes shown as U+FFFD)
+            ("raw_bytes", pa.binary()),  # the raw line's exact bytes, without its \n or \r\n ending
         ]
     ),
     ("ds",),
-    "a rejected raw record with the reason and the raw line",
+    "a rejected raw record (or the unreadable part of a file) with the reason and the raw line",
+    {
+        "line_no": "1-based; for truncated_file the line where the unreadable rest starts, null for unreadable_file",
+        "raw": "the line as valid UTF-8 text for display: invalid byte sequences become U+FFFD",
+        "raw_bytes": "the line exactly as landed, without its line ending (LF or CRLF)",
+    },
 )
 
 SAMPLES = TableSchema(
@@ -219,7 +227,10 @@ RECONCILIATION = TableSchema(
             ("accepted", pa.int64()),
             ("quarantined", pa.int64()),
             ("dedup_dropped", pa.int64()),
-            ("files", pa.int64()),
+            ("files", pa.int64()),  # landed files = files_read + files_truncated + files_unreadable
+            ("files_read", pa.int64()),  # read to their end
+            ("files_truncated", pa.int64()),  # read up to a damaged compressed stream (a truncated_file row)
+            ("files_unreadable", pa.int64()),  # not read at all (an unreadable_file row)
             ("raw_lines", pa.int64()),  # all lines = raw_records + blank_lines + bulk_action_lines
             ("blank_lines", pa.int64()),
             ("bulk_action_lines", pa.int64()),
@@ -227,6 +238,10 @@ RECONCILIATION = TableSchema(
     ),
     ("ds",),
     "per ds and source: raw = accepted + quarantined + dedup_dropped",
+    {
+        "source": "lines count under the source they are routed to (a bulk action line's _index), files under their folder",
+        "raw_lines": "a file-level quarantine row (truncated_file, unreadable_file) counts as one line and one record",
+    },
 )
 
 SCORE_DRIFT = TableSchema(
@@ -248,6 +263,28 @@ SCORE_DRIFT = TableSchema(
     "per model (ds) and method: how the scores moved since the previous model (written by sie_score_drift)",
 )
 
+INGEST_DAYS = TableSchema(
+    "ingest_days",
+    pa.schema(
+        [
+            ("run_id", pa.string()),  # the ingest whose rows of the five day tables are the day's (one per ds)
+            ("committed_at", TS),
+            ("raw_fingerprint", pa.string()),  # sha256 of the landed files' names and bytes
+            ("settings", pa.string()),  # JSON of the ingest settings the day was ingested with
+            ("events", pa.int64()),
+            ("queries", pa.int64()),
+            ("quarantine", pa.int64()),
+            ("samples", pa.int64()),
+        ]
+    ),
+    ("ds",),
+    "per ds: the day manifest. A day's five ingest tables are visible only for the run_id named here,"
+    " committed after all five, so a day is visible whole or not at all",
+)
+
+# The tables one ingest writes for a day; readers see only the rows of the run in ingest_days.
+DAY_TABLES = ("events", "queries", "quarantine", "samples", "reconciliation")
+
 TABLES: dict[str, TableSchema] = {
     t.name: t
     for t in (
@@ -259,6 +296,7 @@ TABLES: dict[str, TableSchema] = {
         BENCHMARK_RESULTS,
         RECONCILIATION,
         SCORE_DRIFT,
+        INGEST_DAYS,
     )
 }
 

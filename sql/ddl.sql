@@ -21,7 +21,7 @@ CREATE TABLE IF NOT EXISTS events (
     `line_no` BIGINT,
     `ds` STRING
 )
-USING PARQUET PARTITIONED BY (ds);
+USING DELTA PARTITIONED BY (ds);
 
 -- a clean UBI query request (one per query_id)
 CREATE TABLE IF NOT EXISTS queries (
@@ -39,20 +39,21 @@ CREATE TABLE IF NOT EXISTS queries (
     `line_no` BIGINT,
     `ds` STRING
 )
-USING PARQUET PARTITIONED BY (ds);
+USING DELTA PARTITIONED BY (ds);
 
--- a rejected raw record with the reason and the raw line
+-- a rejected raw record (or the unreadable part of a file) with the reason and the raw line
 CREATE TABLE IF NOT EXISTS quarantine (
     `run_id` STRING,
     `source` STRING,
     `file` STRING,
-    `line_no` BIGINT,
+    `line_no` BIGINT COMMENT '1-based; for truncated_file the line where the unreadable rest starts, null for unreadable_file',
     `reason` STRING,
     `detail` STRING,
-    `raw` STRING,
+    `raw` STRING COMMENT 'the line as valid UTF-8 text for display: invalid byte sequences become U+FFFD',
+    `raw_bytes` BINARY COMMENT 'the line exactly as landed, without its line ending (LF or CRLF)',
     `ds` STRING
 )
-USING PARQUET PARTITIONED BY (ds);
+USING DELTA PARTITIONED BY (ds);
 
 -- one impression of an item in a query response, with labels and features
 CREATE TABLE IF NOT EXISTS samples (
@@ -81,7 +82,7 @@ CREATE TABLE IF NOT EXISTS samples (
     `suspected_bot` INT,
     `ds` STRING
 )
-USING PARQUET PARTITIONED BY (ds);
+USING DELTA PARTITIONED BY (ds);
 
 -- a sample's score from one method for one model version (ds = the training window's last day)
 CREATE TABLE IF NOT EXISTS importance_scores (
@@ -93,7 +94,7 @@ CREATE TABLE IF NOT EXISTS importance_scores (
     `ds` STRING,
     `method` STRING
 )
-USING PARQUET PARTITIONED BY (ds, method);
+USING DELTA PARTITIONED BY (ds, method);
 
 -- one (dataset, method, keep_ratio, seed, metric, subset, at) value, with costs
 CREATE TABLE IF NOT EXISTS benchmark_results (
@@ -112,23 +113,26 @@ CREATE TABLE IF NOT EXISTS benchmark_results (
     `created_at` TIMESTAMP,
     `run_id` STRING
 )
-USING PARQUET PARTITIONED BY (run_id);
+USING DELTA PARTITIONED BY (run_id);
 
 -- per ds and source: raw = accepted + quarantined + dedup_dropped
 CREATE TABLE IF NOT EXISTS reconciliation (
     `run_id` STRING,
-    `source` STRING,
+    `source` STRING COMMENT 'lines count under the source they are routed to (a bulk action line''s _index), files under their folder',
     `raw_records` BIGINT,
     `accepted` BIGINT,
     `quarantined` BIGINT,
     `dedup_dropped` BIGINT,
     `files` BIGINT,
-    `raw_lines` BIGINT,
+    `files_read` BIGINT,
+    `files_truncated` BIGINT,
+    `files_unreadable` BIGINT,
+    `raw_lines` BIGINT COMMENT 'a file-level quarantine row (truncated_file, unreadable_file) counts as one line and one record',
     `blank_lines` BIGINT,
     `bulk_action_lines` BIGINT,
     `ds` STRING
 )
-USING PARQUET PARTITIONED BY (ds);
+USING DELTA PARTITIONED BY (ds);
 
 -- per model (ds) and method: how the scores moved since the previous model (written by sie_score_drift)
 CREATE TABLE IF NOT EXISTS score_drift (
@@ -144,5 +148,19 @@ CREATE TABLE IF NOT EXISTS score_drift (
     `ds` STRING,
     `method` STRING
 )
-USING PARQUET PARTITIONED BY (ds, method);
+USING DELTA PARTITIONED BY (ds, method);
+
+-- per ds: the day manifest. A day's five ingest tables are visible only for the run_id named here, committed after all five, so a day is visible whole or not at all
+CREATE TABLE IF NOT EXISTS ingest_days (
+    `run_id` STRING,
+    `committed_at` TIMESTAMP,
+    `raw_fingerprint` STRING,
+    `settings` STRING,
+    `events` BIGINT,
+    `queries` BIGINT,
+    `quarantine` BIGINT,
+    `samples` BIGINT,
+    `ds` STRING
+)
+USING DELTA PARTITIONED BY (ds);
 

@@ -66,7 +66,7 @@ def _land(run) -> None:
         for field in SAMPLES.schema:
             if field.name not in frame.column_names:
                 frame = frame.append_column(field.name, pa.nulls(frame.num_rows, field.type))
-        wh.write_partition("samples", {"ds": ds}, frame)
+        wh.write_day(ds, {"samples": frame}, run_id=f"fixture-{ds}")
         wh.oracle_path(ds).parent.mkdir(parents=True, exist_ok=True)
         oracle.to_parquet(wh.oracle_path(ds))
         run.state(f"day-{ds}.json").parent.mkdir(parents=True, exist_ok=True)

@@ -55,7 +55,7 @@ def test_publishing_tasks_declare_their_tables_as_assets(dagbag):
     def outlets(dag_id, task_id):
         return {a.uri for a in dagbag.dags[dag_id].get_task(task_id).outlets}
 
-    tables = ("events", "queries", "quarantine", "samples", "reconciliation")
+    tables = ("events", "queries", "quarantine", "samples", "reconciliation", "ingest_days")
     assert outlets("sie_daily", "ingest") == {uri(t) for t in tables}
     assert outlets("sie_daily", "train") == {uri("models")}
     assert outlets("sie_daily", "score") == {uri("importance_scores")}

@@ -65,6 +65,7 @@ def test_every_declared_point_is_marked_in_the_code():
     source = "\n".join(p.read_text() for p in (ROOT / "sie").rglob("*.py") if p.name != "faults.py")
     marked = set(re.findall(r'faults\.point\("([a-z_.]+)"\)', source))
     staged = re.search(r'faults\.point\(f"ingest\.staged\.\{', source)  # one call per staged table
-    expected = {p for p in faults.POINTS if not p.startswith("ingest.staged.")}
+    committed = re.search(r'faults\.point\(f"ingest\.committed\.\{', source)  # one per committed table
+    expected = {p for p in faults.POINTS if not p.startswith(("ingest.staged.", "ingest.committed."))}
     assert expected <= marked
-    assert staged, "ingest marks each staged table"
+    assert staged and committed, "ingest marks each staged and each committed table"

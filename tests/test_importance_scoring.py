@@ -98,7 +98,7 @@ def test_score_step_publishes_every_default_method(small_cfg):
     wh = Warehouse.from_config(small_cfg)
     for k, ds in enumerate(["2024-01-01", "2024-01-02"]):
         frame = _samples_frame(ds, 60, seed=k)
-        wh.write_partition("samples", {"ds": ds}, pa.Table.from_pandas(frame, preserve_index=False))
+        wh.write_day(ds, {"samples": pa.Table.from_pandas(frame, preserve_index=False)}, run_id=f"fixture-{ds}")
     ds = Ds("2024-01-02")
     meta = daily.train(small_cfg, ds)
 

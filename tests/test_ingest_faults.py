@@ -66,8 +66,13 @@ def published_day(tmp_path_factory, spark):
     return cfg
 
 
-@pytest.mark.parametrize("point", ["ingest.staged.events", "ingest.staged.reconciliation"])
-def test_fault_while_staging_publishes_nothing(published_day, spark, monkeypatch, point):
+@pytest.mark.parametrize(
+    "point",
+    ["ingest.staged.events", "ingest.staged.reconciliation", "ingest.committed.events", "ingest.committed.samples"],
+)
+def test_fault_while_staging_or_committing_publishes_nothing(published_day, spark, monkeypatch, point):
+    """A run dying after some of its tables are written (or committed) leaves the previous day
+    visible in every table: the day manifest still names the previous run."""
     from sie import faults
     from sie.ingest import ingest_day
 
@@ -79,4 +84,35 @@ def test_fault_while_staging_publishes_nothing(published_day, spark, monkeypatch
         ingest_day(published_day, DS, spark=spark, run_id="another-run")  # would change every table
     for t in TABLES:
         assert wh.read_table(t).equals(before[t]), f"{t} changed by a failed run"
-    assert not [p for p in wh.staging_dir.iterdir() if p.is_dir()], "staging folders left behind"
+    committed = point.startswith("ingest.committed.")
+    leftovers = [p for p in wh.root.glob(f"tables/*/ds={DS}/attempt=another-run.*") if any(p.glob("*.parquet"))]
+    assert bool(leftovers) == committed, "uncommitted files left behind, or committed files deleted"
+
+
+def test_ingest_settings_are_recorded_with_the_day_and_used_by_its_validation(tmp_path, spark):
+    """A day ingested with `ingest.lateness_hours=12` keeps a 10-hours-late impression; its
+    validation (run with the default 6 hours) judges the day by the settings it was ingested with."""
+    from sie.ingest import ingest_day
+    from sie.validate import validate
+
+    root = tmp_path / "warehouse"
+    late = "2025-05-04T16:00:00Z"  # 8 h before the day starts
+    _land(root, "ubi_queries", [{"query_id": "q1", "user_query": "lamp", "client_id": "c1", "timestamp": late}])
+    impression = {
+        "action_name": "impression",
+        "query_id": "q1",
+        "client_id": "c1",
+        "timestamp": late,
+        "event_attributes": {"object": {"object_id": "i1"}, "position": {"ordinal": 1}},
+    }
+    _land(root, "ubi_events", [impression])
+    ingest_day(SieConfig.load({"warehouse": str(root), "ingest": {"lateness_hours": 12}}), DS, spark=spark)
+    wh = Warehouse(root)
+    manifest = wh.read_table("ingest_days").to_pylist()
+    assert len(manifest) == 1 and json.loads(manifest[0]["settings"])["lateness_hours"] == 12
+    assert wh.read_table("events").num_rows == 1
+    default = SieConfig.load({"warehouse": str(root)})
+    assert default.ingest.lateness_hours == 6
+    result = validate(default, DS, "raw_events", raise_on_failure=False)
+    window = [r for r in result["results"] if "window" in json.dumps(r)]
+    assert window and all(r["success"] for r in window), window

@@ -17,7 +17,7 @@ from sie.store import Warehouse
 
 ROOT = Path(__file__).resolve().parent.parent
 DS = "2025-01-02"
-TABLES = ("events", "queries", "quarantine", "samples", "reconciliation")
+TABLES = ("events", "queries", "quarantine", "samples", "reconciliation", "ingest_days")
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,10 @@ def sim_day(tmp_path_factory, spark):
 
 
 def _snapshot(wh: Warehouse) -> dict:
-    return {t: wh.read_table(t, {"ds": [DS]}) for t in TABLES}
+    """Every table's rows of the day (the manifest without its commit time, which a rerun renews)."""
+    tables = {t: wh.read_table(t, {"ds": [DS]}) for t in TABLES}
+    tables["ingest_days"] = tables["ingest_days"].drop_columns(["committed_at"])
+    return tables
 
 
 def test_injected_bad_records_are_quarantined_and_nothing_else(sim_day):
@@ -80,10 +83,11 @@ def test_simulated_day_validates(sim_day):
     assert Path(out["data_docs"]).exists()
 
 
-def test_kill_mid_write_keeps_previous_state_and_rerun_is_identical(sim_day, spark, tmp_path):
-    """A real `spark-submit jobs/ingest.py` run is SIGKILLed after staging part of the day
-    (paused at the fault point ``ingest.staged.queries``); nothing leaks, and a rerun gives
-    the same tables."""
+@pytest.mark.parametrize("point", ["ingest.staged.queries", "ingest.committed.samples"])
+def test_kill_mid_write_keeps_previous_state_and_rerun_is_identical(sim_day, spark, tmp_path, point):
+    """A real `spark-submit jobs/ingest.py` run is SIGKILLed after writing part of the day
+    (paused at a fault point: after two tables are written, or after four are committed);
+    nothing of it becomes visible, and a rerun gives the same tables."""
     from sie.ingest import ingest_day
 
     cfg, _ = sim_day
@@ -92,12 +96,12 @@ def test_kill_mid_write_keeps_previous_state_and_rerun_is_identical(sim_day, spa
     faults_state = tmp_path / "faults"
     env = dict(
         os.environ,
-        SIE_FAULTS="ingest.staged.queries=pause",
+        SIE_FAULTS=f"{point}=pause",
         SIE_FAULTS_STATE=str(faults_state),
         PYSPARK_PYTHON=sys.executable,
     )
     env.pop("SIE_CONFIG", None)
-    paused = faults_state / "ingest.staged.queries.paused"
+    paused = faults_state / f"{point}.paused"
     proc = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "spark-submit"),
@@ -120,7 +124,7 @@ def test_kill_mid_write_keeps_previous_state_and_rerun_is_identical(sim_day, spa
             assert proc.poll() is None, "the ingest subprocess ended before it was killed"
             assert time.time() < deadline, "the ingest subprocess never reached the pause point"
             time.sleep(0.5)
-        staged = {p.name.split("-")[0] for p in wh.staging_dir.iterdir() if p.is_dir() and any(p.glob("*.parquet"))}
+        staged = {p.parts[-3] for p in wh.root.glob(f"tables/*/ds={DS}/attempt=*") if any(p.glob("*.parquet"))}
         assert {"events", "queries"} <= staged  # half the day is written to staging
     finally:
         os.killpg(proc.pid, signal.SIGKILL)

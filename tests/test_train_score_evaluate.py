@@ -63,7 +63,7 @@ def small_warehouse(cfg: SieConfig):
         for field in SAMPLES.schema:  # columns this chain does not read stay null
             if field.name not in frame.column_names:
                 frame = frame.append_column(field.name, pa.nulls(frame.num_rows, field.type))
-        wh.write_partition("samples", {"ds": ds}, frame)
+        wh.write_day(ds, {"samples": frame}, run_id=f"fixture-{ds}")
     wh.catalog_path.parent.mkdir(parents=True)
     _items().to_parquet(wh.catalog_path)
     holdout = [

@@ -1,11 +1,13 @@
 """`ingest_day`: raw UBI files of one ds -> events, queries, quarantine, samples, reconciliation.
 
-All five partitions are written to staging first; only when every one is complete and
-the reconciliation adds up are they published (each by an atomic rename, see
-:meth:`sie.store.Warehouse.staged_partition`). A failure or a kill before that leaves
-the previously published partitions untouched; a rerun replaces them with identical
-content (deterministic ids, run_id and row order). The fault points
-``ingest.staged.<table>`` (:mod:`sie.faults`) follow each table's staging write.
+All five tables' files are written first (invisible); only when every one is complete and
+the reconciliation adds up are they committed to their Delta tables, and then the day
+manifest ``ingest_days`` names this run (:meth:`sie.store.Warehouse.publish_day`): the day
+becomes visible whole in that last commit. A failure or a kill before it leaves the
+previous day visible; a rerun gives identical tables (the run_id is a fingerprint of the
+landed bytes and settings; ids and row order are deterministic). Fault points (:mod:`sie.faults`):
+``ingest.staged.<table>`` after each table's write, ``ingest.committed.<table>`` after
+each table's commit.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,7 @@ from sie.ingest.day import DayWindow
 from sie.ingest.run import IngestRun
 from sie.ingest.samples import build_samples, history_days
 from sie.ingest.tally import Tally
-from sie.schemas import EVENTS, QUARANTINE, QUERIES, RECONCILIATION, SAMPLES, TableSchema, _spark_type
+from sie.schemas import EVENTS, INGEST_DAYS, QUARANTINE, QUERIES, RECONCILIATION, SAMPLES, TableSchema, _spark_type
 from sie.store import Warehouse
 
 log = logging.getLogger(__name__)
@@ -39,9 +41,6 @@ _ORDER = {
     "samples": ("request_ts", "query_id", "position", "sample_id"),
     "reconciliation": ("source",),
 }
-# Staging folders are entered in this order: the ExitStack exits (publishes) in reverse, so
-# events first and reconciliation (the day's completion marker) last.
-_STAGE_ORDER = ("reconciliation", "samples", "quarantine", "queries", "events")
 
 
 class ReconciliationError(RuntimeError):
@@ -66,7 +65,7 @@ def ingest_day(cfg: SieConfig, ds: str, spark=None, run_id: str | None = None) -
         warehouse=wh,
         spark=spark,
         day=day,
-        run_id=run_id or f"ingest-{day.ds}",
+        run_id=run_id or run_fingerprint(cfg, day.ds, files),
         files=files,
         history_days=history_days(wh, day, cfg.ingest.stats_window_days),
         started=started,
@@ -77,7 +76,8 @@ def ingest_day(cfg: SieConfig, ds: str, spark=None, run_id: str | None = None) -
     previous = spark.conf.get("spark.sql.shuffle.partitions")
     spark.conf.set("spark.sql.shuffle.partitions", str(partitions))
     try:
-        summary = _ingest(run, _classified_records(run))
+        with wh.day_lock(day.ds):
+            summary = _ingest(run, _classified_records(run))
     finally:
         spark.conf.set("spark.sql.shuffle.partitions", previous)
     summary["shuffle_partitions"] = partitions
@@ -90,14 +90,34 @@ def ingest_day(cfg: SieConfig, ds: str, spark=None, run_id: str | None = None) -
 def _landed_day(cfg: SieConfig, ds: Ds) -> tuple[Warehouse, dict[str, list[Path]]]:
     """The recovered warehouse and the day's raw files per source; FileNotFoundError if not landed."""
     wh = Warehouse.from_config(cfg)
-    wh.recover()
-    wh.clean_staging()  # leftovers of killed runs older than a day
     events_dir, queries_dir = wh.raw_dir("ubi_events", ds), wh.raw_dir("ubi_queries", ds)
     if not events_dir.is_dir():
         raise FileNotFoundError(f"raw day not landed: no UBI events folder {events_dir} for ds={ds}")
     if not queries_dir.is_dir():
         log.warning("ds=%s: no UBI queries folder %s; requests come from the events only", ds, queries_dir)
     return wh, {"ubi_queries": parse.list_raw_files(queries_dir), "ubi_events": parse.list_raw_files(events_dir)}
+
+
+# Ingest settings that change how the day is computed, not what rows it gives: not in the run id.
+_HOW_IT_RUNS = ("spark_master", "shuffle_partitions", "landed_bytes_per_partition", "rows_per_file")
+
+
+def run_fingerprint(cfg: SieConfig, ds: Ds, files: dict) -> str:
+    """``ingest-<ds>-<12 hex>``: a digest of the landed files (names and bytes) and the ingest settings,
+    so a rerun on the same inputs writes identical rows and a changed input a new run."""
+    import hashlib
+    import json
+    from dataclasses import asdict
+
+    rules = {k: v for k, v in asdict(cfg.ingest).items() if k not in _HOW_IT_RUNS}
+    digest = hashlib.sha256(json.dumps(rules, sort_keys=True).encode())
+    for source in sorted(files):
+        for path in sorted(Path(p) for p in files[source]):
+            digest.update(f"\0{source}\0{path.name}\0".encode())
+            with open(path, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+    return f"ingest-{ds}-{digest.hexdigest()[:12]}"
 
 
 def _configure_spark(spark, ds: Ds) -> None:
@@ -117,17 +137,25 @@ def _shuffle_partitions(cfg: SieConfig, files: dict[str, list[Path]]) -> int:
 
 
 def _classified_records(run: IngestRun):
-    """Every raw line of the day, classified (:func:`sie.ingest.parse.classify`), materialised."""
-    lines = parse.read_lines(run.spark, run.files)
+    """Every raw line of the day, classified (:func:`sie.ingest.parse.classify`), materialised.
+
+    The landed files are read through :func:`sie.ingest.landing.prepared` (sniffed, checked,
+    safe names in a private folder under the warehouse's staging folder, where executors
+    can read them); the folder is removed once the lines are materialised.
+    """
+    from sie.ingest import landing
+
     prev_known = _previous_day_requests(run) if run.day.accepts_late_arrivals else None
-    cached: list = []
-    records = parse.classify(lines, run.day, prev_known, cached)
-    # Materialise the classified lines and cut their lineage: every later plan then starts
-    # from this table instead of re-planning the whole parse (plans of several MB otherwise
-    # cost seconds of optimiser time per action).
-    records = records.localCheckpoint(eager=True)
-    for df in cached:  # the checkpoint now holds everything later steps read
-        df.unpersist()
+    with landing.prepared(run.files, run.warehouse.staging_dir) as files:
+        lines = parse.read_lines(run.spark, files)
+        cached: list = []
+        records = parse.classify(lines, run.day, prev_known, cached, parse.file_faults(run.spark, files))
+        # Materialise the classified lines and cut their lineage: every later plan then starts
+        # from this table instead of re-planning the whole parse (plans of several MB otherwise
+        # cost seconds of optimiser time per action).
+        records = records.localCheckpoint(eager=True)
+        for df in cached:  # the checkpoint now holds everything later steps read
+            df.unpersist()
     return records
 
 
@@ -138,9 +166,9 @@ def _previous_day_requests(run: IngestRun):
     prev = run.ds.shift(-1)
     frames = []
     for table in ("queries", "events"):
-        path = run.warehouse.partition_dir(table, {"ds": prev})
-        if any(path.glob("*.parquet")):
-            df = run.spark.read.parquet(str(path))
+        paths = [str(f.path) for f in run.warehouse.data_files(table, {"ds": [prev]})]
+        if paths:
+            df = run.spark.read.parquet(*paths)
             if table == "events":
                 df = df.filter(F.col("action_name") == "impression")
             frames.append(df.select("query_id"))
@@ -244,8 +272,7 @@ def _stage_and_publish(
     Nothing is published unless every table is staged and the reconciliation adds up.
     """
     written: dict[str, int] = {}
-    with ExitStack() as stack:
-        stage = {t: stack.enter_context(run.warehouse.staged_partition(t, {"ds": run.ds})) for t in _STAGE_ORDER}
+    with run.warehouse.staged_day(run.ds, run.run_id) as stage:
         for table, df, schema in tables.staged():
             _write(_conform(df, schema), stage[table], table, expected[table], run.ic.rows_per_file)
             written[table] = _parquet_rows(stage[table])  # read back what was actually written
@@ -257,7 +284,30 @@ def _stage_and_publish(
         faults.point("ingest.staged.reconciliation")
         stats = _stats(tables.all_samples, tables.orphans)
         laps("stats")
+        manifest = _manifest_row(run, written)
+        run.warehouse.publish_day(
+            run.ds, run.run_id, stage, manifest, on_commit=lambda t: faults.point(f"ingest.committed.{t}")
+        )
+        laps("commit")
     return written, stats
+
+
+def _manifest_row(run: IngestRun, written: dict[str, int]):
+    """The day manifest row: this run, the settings it ran with, its row counts."""
+    import json
+    from dataclasses import asdict
+    from datetime import datetime
+
+    import pyarrow as pa
+
+    row = {
+        "run_id": run.run_id,
+        "committed_at": datetime.now(UTC),
+        "raw_fingerprint": run.run_id.rsplit("-", 1)[-1],
+        "settings": json.dumps(asdict(run.ic), sort_keys=True),
+        **{t: written[t] for t in ("events", "queries", "quarantine", "samples")},
+    }
+    return pa.Table.from_pylist([row], schema=INGEST_DAYS.schema)
 
 
 def _summary(run: IngestRun, tally: Tally, written, recon_rows, stats, timings) -> dict[str, Any]:

@@ -3,63 +3,74 @@
 Each raw line ends as exactly one of: a blank line, an OpenSearch bulk action line
 (both not records), or a record whose ``dest`` is ``accepted``, ``quarantine`` (with a
 ``reason`` from :mod:`sie.ingest.reasons`) or ``dedup`` (an exact duplicate of an
-accepted record). The rules are in docs/INGEST.md.
+accepted record). A file-level fault (a truncated stream, an unreadable file) is one
+more quarantined record standing for what could not be read. The rules are in
+docs/INGEST.md.
+
+Lines are kept as bytes (``raw_bytes``) from the read to the quarantine: Spark's line
+reader keeps a line's bytes as they are (its strings are unchecked UTF-8), so invalid
+UTF-8, NUL bytes and a byte order mark survive exactly, and only the quarantine's display
+column ``raw`` is made valid UTF-8. Documents are parsed once into a VARIANT
+(``try_parse_json``): it rejects duplicate keys and keeps each value's JSON type, so the
+rules can insist that ids are strings and numbers are numbers, without a Python UDF.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
+from functools import reduce
 from typing import NamedTuple
 
 from sie.ingest import reasons as R
 from sie.ingest.day import DayWindow
+from sie.ingest.landing import ROUTE_CODES, LandedFile, list_raw_files
+
+__all__ = ["SOURCES", "classify", "day_window", "file_faults", "list_raw_files", "read_lines"]
 
 SOURCES = ("ubi_queries", "ubi_events")
 
-# Every document field is read as a STRING: Spark's JSON reader then keeps the raw JSON
-# text of numbers and objects, so we type-check ourselves and never lose a record to a
-# parser's type coercion.
-_DOC_FIELDS = (
-    "action_name",
-    "query_id",
-    "client_id",
-    "session_id",
-    "user_id",
-    "application",
-    "timestamp",
-    "user_query",
-    "message_type",
-    "message",
-    "event_attributes",
-    "query_attributes",
-    "query_response_id",
-    "query_response_hit_ids",
-    "object_id_field",
-    "_source",
-    "index",
-    "create",
-    "update",
-    "delete",
-)
-DOC_SCHEMA = ", ".join(f"`{f}` STRING" for f in _DOC_FIELDS) + ", `_corrupt_record` STRING"
-EA_SCHEMA = "`object` STRING, `position` STRING, `session_id` STRING, `user_id` STRING, `dwell_time` STRING"
-OBJ_SCHEMA = "`object_id` STRING, `object_id_field` STRING, `description` STRING"
-POS_SCHEMA = "`ordinal` STRING"
-QA_SCHEMA = "`session_id` STRING, `user_id` STRING"
-_JSON_OPTS = {"columnNameOfCorruptRecord": "_corrupt_record", "mode": "PERMISSIVE"}
 
-# An ISO-8601 date-time with an explicit zone (Z or +hh[:mm]); naive values are rejected.
-_ISO_WITH_ZONE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}.*([Zz]|[+-][0-9]{2}(:?[0-9]{2})?)$"
+# The text fields of a document: column -> JSON paths (the first present one wins). Every
+# value found at one of these paths must be a JSON string (or null): an object, array,
+# number or boolean there is `bad_field_type`, not a string holding its JSON text.
+_STRING_FIELDS = {
+    "application": ("$.application",),
+    "action_name": ("$.action_name",),
+    "query_id": ("$.query_id",),
+    "client_id": ("$.client_id",),
+    "session_id": ("$.session_id", "$.event_attributes.session_id", "$.query_attributes.session_id"),
+    "user_id": ("$.user_id", "$.event_attributes.user_id", "$.query_attributes.user_id"),
+    "item_id": ("$.event_attributes.object.object_id",),
+    "object_id_field": ("$.event_attributes.object.object_id_field", "$.object_id_field"),
+    "item_description": ("$.event_attributes.object.description",),
+    "query_text": ("$.user_query",),
+    "message_type": ("$.message_type",),
+    "query_response_id": ("$.query_response_id",),
+}
+_HIT_IDS = "$.query_response_hit_ids"
+_ORDINAL = "$.event_attributes.position.ordinal"
+_DWELL = "$.event_attributes.dwell_time"
+_BULK_ACTIONS = ("index", "create", "update", "delete")
+_NUMBER_TYPES = r"^(TINYINT|SMALLINT|INT|BIGINT|FLOAT|DOUBLE|DECIMAL\(.*)$"
+
+# An RFC 3339 / ISO-8601 date-time with an explicit zone (Z or +hh[:mm], any case); naive values are rejected.
+_ISO_WITH_ZONE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}.*([Zz]|[+-][0-9]{2}(:?[0-9]{2})?)$"
 _EPOCH = r"^-?[0-9]+(\.[0-9]*)?$"
+_SPACE = " \t\n\x0b\x0c\r"  # what Java's \s matches
 _JSON_SCALAR = r'^(-?[0-9][0-9.eE+-]*|"(.|\n)*"|true|false|null)$'
-
-
-def list_raw_files(root: Path) -> list[Path]:
-    """Data files of one landing folder: every regular, non-hidden file (``.gz`` is decompressed)."""
-    if not root.is_dir():
-        return []
-    return sorted(p for p in root.iterdir() if p.is_file() and not p.name.startswith((".", "_")))
+# JSON that a strict parser accepts but a VARIANT cannot hold, other than a repeated key: an
+# unpaired UTF-16 surrogate escape (it has no UTF-8 form) and a document over 16 MiB.
+_LONE_SURROGATE = (
+    r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
+_VARIANT_MAX_BYTES = 16 * 1024 * 1024
+_STRICT_JSON = {
+    "columnNameOfCorruptRecord": "_corrupt_record",
+    "mode": "PERMISSIVE",
+    "allowSingleQuotes": "false",
+    "allowNonNumericNumbers": "false",
+}
 
 
 def day_window(ds: str, lateness_hours: float) -> tuple[datetime, datetime]:
@@ -67,38 +78,96 @@ def day_window(ds: str, lateness_hours: float) -> tuple[datetime, datetime]:
     return DayWindow.of(ds, lateness_hours).bounds
 
 
-def read_lines(spark, files: dict[str, list[Path]]):
-    """DataFrame(source, file, line_no, raw): one row per line of every file (1-based line numbers).
+# ---- reading: every line of every prepared file, as bytes ---------------------------------
 
-    Lines are read with Spark's line reader (plain files are split across tasks, ``.gz``
-    files are one task each). Exact line numbers come from the split a row was read from:
-    the row's index within its split plus the line counts of the file's earlier splits.
-    All sources are read in one scan; ``source`` is the landing folder
-    (``raw/<source>/ds=D/<file>``).
+
+def read_lines(spark, files: list[LandedFile]):
+    """DataFrame(source, file, line_no, raw_bytes, route): one row per line of the readable files.
+
+    ``files``: the day's files prepared by :func:`sie.ingest.landing.prepared`. Lines end at
+    ``\\n`` only (a stray ``\\r`` inside a line does not split it; one ``\\r`` before the
+    ``\\n`` is the CRLF ending and is dropped), so line numbers are true; ``raw_bytes`` is the
+    line without its ending, byte for byte. ``source`` is the landing folder; ``route`` is the
+    source named by the ``_index`` of the bulk action line just before the line (found by the
+    landing pass, for files holding ``"_index"`` only), else NULL. All files are read in one
+    scan: a single plan (a union would copy the whole parse into each branch).
+
+    Plain files are split across tasks, ``.gz`` files are one task each. Exact line numbers
+    come from the split a row was read from: the row's index within its split plus the line
+    counts of the file's earlier splits.
     """
+    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    paths = [str(p) for source in SOURCES for p in files.get(source, [])]
+    paths = [str(f.read_as) for f in files if f.read_as is not None]
     if not paths:
-        return spark.createDataFrame([], "source STRING, file STRING, line_no BIGINT, raw STRING")
-    path = F.input_file_name()
-    df = spark.read.text(paths).select(
-        F.regexp_extract(path, r"/(" + "|".join(SOURCES) + r")/ds=[^/]+/[^/]+$", 1).alias("source"),
-        F.element_at(F.split(path, "/"), -1).alias("file"),
-        F.input_file_block_start().alias("_block"),
-        F.monotonically_increasing_id().alias("_row"),
-        F.col("value").alias("raw"),
+        return spark.createDataFrame([], "source STRING, file STRING, line_no BIGINT, raw_bytes BINARY, route STRING")
+    df = (
+        spark.read.option("lineSep", "\n")
+        .text(paths)
+        .select(
+            F.regexp_extract(F.input_file_name(), r"/([0-9]+)\.(gz|txt)$", 1).cast("int").alias("_i"),
+            F.input_file_block_start().alias("_block"),
+            F.monotonically_increasing_id().alias("_row"),
+            F.col("value").cast("binary").alias("_b"),  # the line's bytes as read (no decoding)
+        )
     )
     # Rows of one split are consecutive in one task, so (row - first row of the split) is the
     # index within the split; earlier splits of the same file contribute their line counts.
-    from pyspark.sql import Window
-
-    blocks = df.groupBy("source", "file", "_block").agg(F.min("_row").alias("_first"), F.count("*").alias("_n"))
-    before = Window.partitionBy("source", "file").orderBy("_block").rowsBetween(Window.unboundedPreceding, -1)
+    blocks = df.groupBy("_i", "_block").agg(F.min("_row").alias("_first"), F.count("*").alias("_n"))
+    before = Window.partitionBy("_i").orderBy("_block").rowsBetween(Window.unboundedPreceding, -1)
     blocks = blocks.withColumn("_offset", F.coalesce(F.sum("_n").over(before), F.lit(0)))
-    df = df.join(F.broadcast(blocks.drop("_n")), ["source", "file", "_block"])
-    line_no = F.col("_row") - F.col("_first") + F.col("_offset") + 1
-    return df.select("source", "file", line_no.cast("long").alias("line_no"), "raw")
+    df = df.join(F.broadcast(blocks.drop("_n")), ["_i", "_block"])
+    line_no = (F.col("_row") - F.col("_first") + F.col("_offset") + 1).cast("long")
+    without_cr = F.expr(
+        "CASE WHEN substring(_b, -1, 1) = X'0D' THEN substring(_b, 1, octet_length(_b) - 1) ELSE _b END"
+    )
+    df = df.select("_i", line_no.alias("line_no"), without_cr.alias("raw_bytes"))
+    # the landing pass's route codes: one byte per line of a bulk file (see landing.ROUTE_CODES)
+    names = spark.createDataFrame(
+        [(f.index, f.source, f.name, f.routes) for f in files if f.read_as is not None],
+        "_i INT, source STRING, file STRING, _routes BINARY",
+    )
+    code = F.expr("substring(_routes, line_no, 1)")
+    route = F.when(code == F.lit(bytearray([ROUTE_CODES["ubi_queries"]])), "ubi_queries").when(
+        code == F.lit(bytearray([ROUTE_CODES["ubi_events"]])), "ubi_events"
+    )
+    return df.join(F.broadcast(names), "_i").select("source", "file", "line_no", "raw_bytes", route.alias("route"))
+
+
+def file_faults(spark, files: list[LandedFile]):
+    """The file-level quarantine rows (``truncated_file``, ``unreadable_file``), as classified records.
+
+    They are added after the line rules (:func:`classify` ``faults``): no line or day rule
+    applies to them, and a union before the parse would copy the whole parse plan.
+    """
+    from pyspark.sql import functions as F
+
+    rows = [(f.source, f.name, f.tail_line, f.tail, f.fault, f.detail) for f in files if f.fault is not None]
+    df = spark.createDataFrame(
+        rows, "source STRING, file STRING, line_no BIGINT, raw_bytes BINARY, reason STRING, detail STRING"
+    )
+    return df.select(
+        "source",
+        "file",
+        "line_no",
+        F.lit("record").alias("kind"),
+        F.lit("quarantine").alias("dest"),
+        "reason",
+        "detail",
+        F.make_valid_utf8(F.col("raw_bytes").cast("string")).alias("raw"),
+        "raw_bytes",
+    )
+
+
+def _parse_text():
+    """The line as text to parse: trimmed, without a UTF-8 byte order mark opening the file."""
+    from pyspark.sql import functions as F
+
+    b = F.col("raw_bytes")
+    bom = (F.col("line_no") == 1) & F.expr("substring(raw_bytes, 1, 3) = X'EFBBBF'")
+    text = F.when(bom, F.expr("substring(raw_bytes, 4)")).otherwise(b).cast("string")
+    return F.trim(text, F.lit(_SPACE))  # as the regex ^\s+|\s+$, at a fraction of its cost
 
 
 def _clean(c):
@@ -128,22 +197,25 @@ def _rows() -> _Rows:
     return _Rows(is_event, is_query, ranking, interaction)
 
 
-def classify(lines, day: DayWindow, prev_known=None, cached: list | None = None):
+def classify(lines, day: DayWindow, prev_known=None, cached: list | None = None, faults=None):
     """Parse and classify raw lines; returns one row per line with ``kind`` and ``dest``.
 
-    ``day``: the day and its accepted event times. ``prev_known``: DataFrame(query_id) of
-    requests published for the previous day; an interaction for one of them is a late
-    arrival (accepted, ``late_interaction``), not an ``unknown_query_id``. ``cached``: when
-    a list, the parsed lines are persisted and appended to it (the caller unpersists them).
+    ``lines``: :func:`read_lines`. ``day``: the day and its accepted event times.
+    ``prev_known``: DataFrame(query_id) of requests published for the previous day; an
+    interaction for one of them is a late arrival (accepted, ``late_interaction``), not an
+    ``unknown_query_id``. ``cached``: when a list, the parsed lines are persisted and
+    appended to it (the caller unpersists them). ``faults``: :func:`file_faults`, added as
+    they are.
 
-    Columns: source, file, line_no, raw (quarantined records only), kind (blank | bulk_action | record), dest
-    (accepted | quarantine | dedup, for records), reason, detail, dedup_key and the parsed
-    fields (application, action_name, query_id, client_id, session_id, user_id, item_id,
-    ordinal, position, event_ts, dwell_time, query_text, message_type, object_id_field,
-    item_description, query_response_id, hit_ids, event_id, late_interaction).
+    Columns: source (the routed source), file, line_no, raw and raw_bytes (quarantined
+    records only), kind (blank | bulk_action | record), dest (accepted | quarantine | dedup,
+    for records), reason, detail, dedup_key and the parsed fields (application, action_name,
+    query_id, client_id, session_id, user_id, item_id, ordinal, position, event_ts,
+    dwell_time, query_text, message_type, object_id_field, item_description,
+    query_response_id, hit_ids, event_id, late_interaction).
     """
     rows = _rows()
-    df = _typed_values(_fields(_nested_documents(_documents(lines))))
+    df = _typed_values(_fields(_documents(lines)))
     df = _line_rules(df, day, rows)
     if cached is not None:  # the day rules read the parsed lines five times: parse them once
         from pyspark import StorageLevel
@@ -153,122 +225,198 @@ def classify(lines, day: DayWindow, prev_known=None, cached: list | None = None)
     cand = _candidates(df)
     app_base = _producer_bases(cand, rows)
     registry = _request_registry(cand, rows, app_base, prev_known)
-    return _destination(_day_rules(df, registry, app_base, rows))
+    out = _destination(_day_rules(df, registry, app_base, rows))
+    return out if faults is None else out.unionByName(faults, allowMissingColumns=True)
 
 
 # ---- parsing: every line to typed fields --------------------------------------------------
 
-_BASE = ("source", "file", "line_no", "raw")
+_BASE = ("source", "file", "line_no", "raw_bytes")
+_WORK = ("line", "kind", "parse_reason", "routed_by")
+
+
+def _vstr(v, path: str, typ: str = "string"):
+    """The value at ``path`` of the variant ``v`` cast to ``typ``; NULL when absent, null or not castable."""
+    from pyspark.sql import functions as F
+
+    return F.try_variant_get(v, path, typ)
+
+
+def _present(v, path: str):
+    """Whether ``path`` holds a JSON value other than null (without converting it)."""
+    from pyspark.sql import functions as F
+
+    x = F.variant_get(v, path, "variant")
+    return x.isNotNull() & ~F.is_variant_null(x)
+
+
+def _vtype(v, path: str):
+    """The JSON type at ``path`` (STRING, BIGINT, DECIMAL(2,1), OBJECT<...>, VOID for null); NULL when absent."""
+    from pyspark.sql import functions as F
+
+    return F.schema_of_variant(F.variant_get(v, path, "variant"))
+
+
+def _is_object_line(line, v):
+    """A line holding one JSON object: `{...}` that parses, and not two documents glued together
+    (`{"a":1}{"b":2}`, a missing newline: the parser would read the first one only)."""
+    return line.startswith("{") & line.endswith("}") & v.isNotNull() & ~_glued(line)
+
+
+def _glued(line):
+    """`}` then `{"` (spaces between allowed): a missing newline. The regex only runs on the
+    few lines where a `}` is followed by `{` or a space."""
+    from pyspark.sql import functions as F
+
+    maybe = reduce(lambda a, b: a | b, (line.contains("}" + c) for c in "{" + _SPACE))
+    return F.coalesce(maybe & line.rlike(r'\}\s*\{\s*"'), F.lit(False))
+
+
+def _is_action(v):
+    """An OpenSearch bulk action line: an ``index``/``create``/``update``/``delete`` key, no document field."""
+
+    no_doc = ~(_present(v, "$.timestamp") | _present(v, "$.action_name") | _present(v, "$.query_id"))
+    is_action = reduce(lambda a, b: a | b, (_present(v, f"$.{a}") for a in _BULK_ACTIONS))
+    return is_action & no_doc & ~_present(v, "$._source")
+
+
+def _action_target(v):
+    from pyspark.sql import functions as F
+
+    return F.coalesce(*(_vstr(v, f"$.{a}._index") for a in _BULK_ACTIONS))
+
+
+def _source_of(index):
+    """The source an OpenSearch index name stands for (``ubi_events``, ``ubi_queries``, also with a
+    prefix or suffix such as ``ubi_events-000001``), or NULL."""
+    from pyspark.sql import functions as F
+
+    i = F.lower(index)
+    return F.when(i.contains("ubi_events"), "ubi_events").when(i.contains("ubi_queries"), "ubi_queries")
+
+
+def _parse_failure(line):
+    """Why a line that is not one JSON object is rejected (the JSON rules, in order)."""
+    from pyspark.sql import functions as F
+
+    # A repeated key: the strict parser takes the object, the VARIANT parser refused it.
+    strict = F.from_json(line, "`_corrupt_record` STRING", _STRICT_JSON)["_corrupt_record"].isNull()
+    repeated_key = (
+        line.startswith("{")
+        & line.endswith("}")
+        & ~_glued(line)
+        & (F.octet_length(line) < _VARIANT_MAX_BYTES)
+        & ~line.rlike(_LONE_SURROGATE)
+        & strict
+    )
+    scalar_or_array = line.rlike(_JSON_SCALAR) | F.json_array_length(line).isNotNull()
+    return F.when(repeated_key, R.DUPLICATE_KEY).when(scalar_or_array, R.NOT_AN_OBJECT).otherwise(R.INVALID_JSON)
 
 
 def _documents(lines):
-    """(base, line, kind, parse_reason, d): the trimmed line, its kind and its JSON document ``d``."""
+    """(base, line, kind, parse_reason, routed_by, d): each line parsed into the VARIANT
+    document ``d``, its kind, and ``source`` routed by the bulk ``_index``.
+
+    A document follows the ``_index`` of its bulk action line (or of its search hit), wherever
+    the file landed; without one it belongs to its landing folder (``routed_by`` says which).
+    """
     from pyspark.sql import functions as F
 
-    df = lines.select(*_BASE, F.regexp_replace("raw", r"^\s+|\s+$", "").alias("line"))
-    df = df.select(*_BASE, "line", F.from_json("line", DOC_SCHEMA, _JSON_OPTS).alias("p"))
-    p = F.col("p")
-
-    is_object_text = F.col("line").startswith("{") & F.col("line").endswith("}")
-    # `{"a":1}{"b":2}`: two documents glued together (a missing newline) parse as the first only.
-    glued = F.col("line").rlike(r'\}\s*\{\s*"')
-    is_object = is_object_text & p["_corrupt_record"].isNull() & ~glued
-    is_action = (
-        is_object
-        & F.coalesce(p["index"], p["create"], p["update"], p["delete"]).isNotNull()
-        & p["timestamp"].isNull()
-        & p["action_name"].isNull()
-        & p["query_id"].isNull()
-        & p["_source"].isNull()
-    )
-    kind = F.when(F.col("line") == "", "blank").when(is_action, "bulk_action").otherwise("record")
-    not_object = F.when(
-        F.col("line").rlike(_JSON_SCALAR) | F.expr("json_array_length(line)").isNotNull(), R.NOT_AN_OBJECT
-    ).otherwise(R.INVALID_JSON)
-    # Search-hit exports wrap the document in `_source`.
-    doc = F.when(p["_source"].startswith("{"), F.from_json(p["_source"], DOC_SCHEMA, _JSON_OPTS)).otherwise(p)
-    return df.select(
-        *_BASE,
-        "line",
-        kind.alias("kind"),
-        F.when(~is_object, not_object).alias("parse_reason"),
-        doc.alias("d"),
-    )
-
-
-def _nested_documents(df):
-    """Adds the nested JSON documents: ``ea`` (event_attributes), ``qa``, ``obj`` and ``pos``."""
-    from pyspark.sql import functions as F
-
-    d = F.col("d")
+    utf8 = F.is_valid_utf8(F.col("raw_bytes").cast("string"))
+    df = lines.select("*", _parse_text().alias("line"), utf8.alias("_utf8"))
+    df = df.withColumn("_v", F.try_parse_json("line"))
+    line, v = F.col("line"), F.col("_v")
+    is_object = _is_object_line(line, v) & F.col("_utf8")
+    df = df.withColumns({"_object": is_object, "_action": is_object & _is_action(v)})
+    parse_reason = F.when(~F.col("_utf8"), R.INVALID_UTF8).when(~F.col("_object"), _parse_failure(line))
+    kind = F.when(line == "", "blank").when(F.col("_action"), "bulk_action").otherwise("record")
+    # Search-hit exports wrap the document in `_source`, beside its `_index`.
+    src = F.variant_get(v, "$._source", "variant")
+    is_hit = F.schema_of_variant(src).startswith("OBJECT")
+    own_index = F.when(F.col("_action"), _action_target(v)).when(is_hit, _vstr(v, "$._index"))
     df = df.select(
         *_BASE,
+        "route",
         "line",
-        "kind",
-        F.coalesce(F.col("parse_reason"), F.when(d["_corrupt_record"].isNotNull(), F.lit(R.INVALID_JSON))).alias(
-            "parse_reason"
-        ),
-        "d",
-        F.from_json(d["event_attributes"], EA_SCHEMA).alias("ea"),
-        F.from_json(d["query_attributes"], QA_SCHEMA).alias("qa"),
+        kind.alias("kind"),
+        parse_reason.alias("parse_reason"),
+        F.when(is_hit, src).otherwise(v).alias("d"),
+        own_index.alias("_index"),
     )
-    ea = F.col("ea")
+    valid = (F.col("kind") != "blank") & F.col("parse_reason").isNull()
+    own, route = F.when(valid, _source_of(F.col("_index"))), F.when(valid, F.col("route"))
+    by = (
+        F.when(own.isNotNull(), F.concat(F.lit("its _index "), F.col("_index")))
+        .when(route.isNotNull(), F.lit("its bulk action line's _index"))
+        .otherwise("its landing folder")
+    )
     return df.select(
-        *_BASE,
-        "line",
-        "kind",
-        "parse_reason",
-        "d",
-        "ea",
-        "qa",
-        F.from_json(ea["object"], OBJ_SCHEMA).alias("obj"),
-        F.from_json(ea["position"], POS_SCHEMA).alias("pos"),
+        F.coalesce(own, route, F.col("source")).alias("source"), *_BASE[1:], *_WORK[:3], by.alias("routed_by"), "d"
     )
+
+
+def _type_errors(d):
+    """'path is TYPE' for every text field that is present but not a JSON string, joined by '; ' ('' if none)."""
+    from pyspark.sql import functions as F
+
+    errors = []
+    for paths in _STRING_FIELDS.values():
+        for path in paths:
+            t = _vtype(d, path)
+            errors.append(F.when(~t.isin("STRING", "VOID"), F.concat(F.lit(f"{path[2:]} is "), t)))
+    hits = _vtype(d, _HIT_IDS)
+    ok_hits = hits.isin("VOID", "ARRAY<STRING>", "ARRAY<VOID>")
+    errors.append(F.when(~ok_hits, F.concat(F.lit(f"{_HIT_IDS[2:]} is "), hits)))
+    return F.concat_ws("; ", *errors)
 
 
 def _fields(df):
     """The document fields, cleaned (still strings where a rule must see the raw value)."""
     from pyspark.sql import functions as F
 
-    d, ea, qa, obj = F.col("d"), F.col("ea"), F.col("qa"), F.col("obj")
+    d = F.col("d")
+    text = {
+        name: F.coalesce(*(_clean(_vstr(d, p)) for p in paths)).alias(name) for name, paths in _STRING_FIELDS.items()
+    }
+    text["action_name"] = F.lower(text["action_name"]).alias("action_name")
+    event_shape = text["action_name"].isNotNull() | _present(d, "$.event_attributes")
+    query_shape = _present(d, "$.query_response_id") | _present(d, _HIT_IDS) | _present(d, "$.query_attributes")
+    numeric = lambda path: _vtype(d, path).rlike(_NUMBER_TYPES)  # noqa: E731
     return df.select(
         *_BASE,
-        "line",
-        "kind",
-        "parse_reason",
-        _clean(d["application"]).alias("application"),
-        F.lower(_clean(d["action_name"])).alias("action_name"),
-        _clean(d["query_id"]).alias("query_id"),
-        _clean(d["client_id"]).alias("client_id"),
-        F.coalesce(_clean(d["session_id"]), _clean(ea["session_id"]), _clean(qa["session_id"])).alias("session_id"),
-        F.coalesce(_clean(d["user_id"]), _clean(ea["user_id"]), _clean(qa["user_id"])).alias("user_id"),
-        _clean(obj["object_id"]).alias("item_id"),
-        F.coalesce(_clean(obj["object_id_field"]), _clean(d["object_id_field"])).alias("object_id_field"),
-        _clean(obj["description"]).alias("item_description"),
-        _clean(F.col("pos")["ordinal"]).alias("ordinal_raw"),
-        _clean(ea["dwell_time"]).try_cast("double").alias("dwell_time"),
-        _clean(d["timestamp"]).alias("ts_raw"),
-        _clean(d["user_query"]).alias("query_text"),
-        _clean(d["message_type"]).alias("message_type"),
-        _clean(d["query_response_id"]).alias("query_response_id"),
-        F.from_json(d["query_response_hit_ids"], "array<string>").alias("hit_ids"),
+        *_WORK,
+        *text.values(),
+        _clean(_vstr(d, _ORDINAL)).alias("ordinal_raw"),
+        F.when(numeric(_ORDINAL), _vstr(d, _ORDINAL, "double")).alias("ordinal_d"),
+        _vstr(d, _DWELL).alias("dwell_raw"),
+        F.when(numeric(_DWELL), _vstr(d, _DWELL, "double")).alias("dwell_time"),
+        _clean(_vstr(d, "$.timestamp")).alias("ts_raw"),
+        _vstr(d, _HIT_IDS, "array<string>").alias("hit_ids"),
+        _type_errors(d).alias("type_errors"),
+        event_shape.alias("event_shape"),
+        (~event_shape & query_shape).alias("query_shape"),
     )
 
 
 def _typed_values(df):
-    """Adds ``event_ts`` (epoch ms or zoned ISO-8601), ``ordinal``, ``dedup_key`` and ``is_object``."""
+    """Adds ``event_ts`` (epoch ms or zoned RFC 3339), ``ordinal``, ``dwell_ok``, ``dedup_key`` and ``is_object``."""
     from pyspark.sql import functions as F
 
     ts_raw = F.col("ts_raw")
     ms = ts_raw.try_cast("double")
     ts_num = F.when(ts_raw.rlike(_EPOCH) & (ms >= 0) & (ms < 1e14), F.timestamp_millis(F.floor(ms).cast("bigint")))
-    ts_iso = F.when(ts_raw.rlike(_ISO_WITH_ZONE), ts_raw.try_cast("timestamp"))
-    ordinal_d = F.col("ordinal_raw").try_cast("double")
+    ts_iso = F.when(ts_raw.rlike(_ISO_WITH_ZONE), F.upper(ts_raw).try_cast("timestamp"))  # RFC 3339: any case
+    ordinal_d = F.col("ordinal_d")
     ordinal_ok = ordinal_d.isNotNull() & (ordinal_d >= 0) & (ordinal_d < 1e6) & (ordinal_d == F.floor(ordinal_d))
+    dwell = F.col("dwell_time")
+    dwell_ok = F.col("dwell_raw").isNull() | (
+        dwell.isNotNull() & ~F.isnan(dwell) & (dwell >= 0) & (dwell <= R.MAX_DWELL_SECONDS)
+    )
     return df.withColumns(
         {
             "event_ts": F.coalesce(ts_num, ts_iso),
             "ordinal": F.when(ordinal_ok, ordinal_d.cast("int")),
+            "dwell_ok": dwell_ok,
             "dedup_key": F.sha2(F.col("line"), 256),
             "is_object": F.col("parse_reason").isNull(),
         }
@@ -284,8 +432,11 @@ def _line_reason(day: DayWindow, rows: _Rows):
 
     is_event, is_query, ranking = rows.is_event, rows.is_query, rows.ranking
     in_window = (F.col("event_ts") >= F.lit(day.start)) & (F.col("event_ts") < F.lit(day.end))
+    wrong_source = (is_query & F.col("event_shape")) | (is_event & F.col("query_shape"))
     return (
         F.when(~F.col("is_object"), F.col("parse_reason"))
+        .when(F.col("type_errors") != "", R.BAD_FIELD_TYPE)
+        .when(wrong_source, R.WRONG_SOURCE)
         .when(F.col("ts_raw").isNull(), R.MISSING_TIMESTAMP)
         .when(is_event & F.col("action_name").isNull(), R.MISSING_ACTION_NAME)
         .when((ranking | is_query) & F.col("query_id").isNull(), R.MISSING_QUERY_ID)
@@ -295,7 +446,19 @@ def _line_reason(day: DayWindow, rows: _Rows):
         .when(ranking & F.col("ordinal_raw").isNull(), R.MISSING_POSITION)
         .when(F.col("event_ts").isNull(), R.BAD_TIMESTAMP)
         .when(ranking & F.col("ordinal").isNull(), R.BAD_POSITION)
+        .when(~F.col("dwell_ok"), R.BAD_DWELL_TIME)
         .when(~in_window, R.OUT_OF_WINDOW)
+    )
+
+
+def _repeated_keys(line):
+    """The top-level keys a JSON object repeats (a nested repeat is not named)."""
+    from pyspark.sql import functions as F
+
+    keys = F.json_object_keys(line)
+    repeated = F.filter(F.array_distinct(keys), lambda k: F.size(F.filter(keys, lambda x: x == k)) > 1)
+    return F.when(F.size(repeated) > 0, F.concat(F.lit("repeated key: "), F.array_join(repeated, ", "))).otherwise(
+        "a nested object repeats a key"
     )
 
 
@@ -303,27 +466,45 @@ def _line_detail(day: DayWindow):
     """The offending value of a line rule's ``reason``."""
     from pyspark.sql import functions as F
 
+    reason = F.col("reason")
+    shape = F.when(F.col("event_shape"), "an event document").otherwise("a query document")
     return (
-        F.when(F.col("reason") == R.BAD_TIMESTAMP, F.concat(F.lit("timestamp="), F.col("ts_raw")))
-        .when(F.col("reason") == R.BAD_POSITION, F.concat(F.lit("ordinal="), F.col("ordinal_raw")))
+        F.when(reason == R.INVALID_UTF8, "not valid UTF-8: raw shows U+FFFD where raw_bytes has the bytes")
+        .when(reason == R.DUPLICATE_KEY, _repeated_keys(F.col("line")))
+        .when(reason == R.BAD_FIELD_TYPE, F.col("type_errors"))
+        .when(reason == R.WRONG_SOURCE, F.concat(shape, F.lit(" sent to "), "source", F.lit(" by "), "routed_by"))
+        .when(reason == R.BAD_TIMESTAMP, F.concat(F.lit("timestamp="), F.col("ts_raw")))
+        .when(reason == R.BAD_POSITION, F.concat(F.lit("ordinal="), F.col("ordinal_raw")))
+        .when(reason == R.BAD_DWELL_TIME, F.concat(F.lit("dwell_time="), F.col("dwell_raw")))
         .when(
-            F.col("reason") == R.OUT_OF_WINDOW,
+            reason == R.OUT_OF_WINDOW,
             F.concat(F.date_format("event_ts", "yyyy-MM-dd'T'HH:mm:ss.SSSXXX"), F.lit(f" not in {day.describe()}")),
         )
     )
 
 
 def _line_rules(df, day: DayWindow, rows: _Rows):
-    """Adds ``reason``/``detail`` of the line rules and ``dup_rank`` (exact duplicates); drops ``line``."""
+    """Adds ``reason``/``detail`` of the line rules and ``dup_rank`` (exact duplicates); drops the working columns."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     df = df.withColumn("reason", F.when(F.col("kind") == "record", _line_reason(day, rows)))
+    # The detail is computed (and the working columns dropped) before the duplicates' window:
+    # only what later steps read travels through its shuffle (`raw_bytes` stays for the quarantine).
+    df = df.withColumn("detail", _line_detail(day)).drop(
+        "line",
+        "routed_by",
+        "ordinal_d",
+        "dwell_raw",
+        "dwell_ok",
+        "type_errors",
+        "event_shape",
+        "query_shape",
+    )
     # Exact duplicates (logging retries): identical document lines; the first (file, line) is kept.
     valid = (F.col("kind") == "record") & F.col("reason").isNull()
     dup_rank = F.row_number().over(Window.partitionBy("source", "dedup_key").orderBy("file", "line_no"))
-    df = df.withColumns({"detail": _line_detail(day), "dup_rank": F.when(valid, dup_rank)})
-    return df.drop("line")  # parsed and hashed; `raw` stays for the quarantine
+    return df.withColumn("dup_rank", F.when(valid, dup_rank))
 
 
 # ---- day rules: those that need the whole day (computed on the distinct valid records) -----
@@ -506,7 +687,7 @@ def _day_rules(df, registry, app_base, rows: _Rows):
 
 
 def _destination(df):
-    """Adds ``dest``; keeps the verbatim line for quarantined records only; drops working columns."""
+    """Adds ``dest``; keeps the line (``raw``, ``raw_bytes``) for quarantined records only; drops working columns."""
     from pyspark.sql import functions as F
 
     dest = (
@@ -515,8 +696,15 @@ def _destination(df):
         .when(F.col("dup_rank") > 1, "dedup")
         .otherwise("accepted")
     )
-    # the verbatim line is kept for quarantined records only (the others are parsed into columns)
-    df = df.withColumn("dest", dest).withColumn("raw", F.when(F.col("dest") == "quarantine", F.col("raw")))
+    # The line is kept for quarantined records only (the others are parsed into columns): its
+    # exact bytes, and as valid UTF-8 text for display (invalid sequences become U+FFFD).
+    quarantined = F.col("dest") == "quarantine"
+    df = df.withColumn("dest", dest).withColumns(
+        {
+            "raw": F.when(quarantined, F.make_valid_utf8(F.col("raw_bytes").cast("string"))),
+            "raw_bytes": F.when(quarantined, F.col("raw_bytes")),
+        }
+    )
     return df.drop(
         "is_object",
         "parse_reason",

@@ -198,7 +198,7 @@ def _history_stats(run: IngestRun) -> _History:
             spark.createDataFrame([(DEFAULT_CTR_PRIOR,)], "_prior DOUBLE"),
             spark.createDataFrame([], "_qnorm STRING, _h_qfreq BIGINT"),
         )
-    paths = [str(run.warehouse.partition_dir("samples", {"ds": d})) for d in run.history_days]
+    paths = [str(f.path) for f in run.warehouse.data_files("samples", {"ds": run.history_days})]
     hist = spark.read.parquet(*paths).select("item_id", "click", "query_id", "query_text")
     return _History(
         hist.groupBy("item_id").agg(F.count("*").alias("_h_impr"), F.sum("click").cast("double").alias("_h_clicks")),

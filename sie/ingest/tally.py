@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from sie.ingest import reasons as R
 from sie.ingest.parse import SOURCES
 
 
@@ -58,21 +59,31 @@ class Tally:
         }
 
     def reconciliation_rows(self, run_id: str, files: dict[str, list[Path]]) -> list[dict[str, Any]]:
-        return [
-            {
-                "run_id": run_id,
-                "source": source,
-                "raw_records": self.n(source, "record"),
-                "accepted": self.n(source, "record", "accepted"),
-                "quarantined": self.n(source, "record", "quarantine"),
-                "dedup_dropped": self.n(source, "record", "dedup"),
-                "files": len(files[source]),
-                "raw_lines": self.n(source),
-                "blank_lines": self.n(source, "blank"),
-                "bulk_action_lines": self.n(source, "bulk_action"),
-            }
-            for source in SOURCES
-        ]
+        """One row per source. Lines count under the source they were routed to, files under their
+        folder; a file-level fault is one quarantined record of its folder's source, so the file
+        counts come from those records: files = files_read + files_truncated + files_unreadable."""
+        rows = []
+        for source in SOURCES:
+            truncated = self.n(source, "record", "quarantine", R.TRUNCATED_FILE)
+            unreadable = self.n(source, "record", "quarantine", R.UNREADABLE_FILE)
+            rows.append(
+                {
+                    "run_id": run_id,
+                    "source": source,
+                    "raw_records": self.n(source, "record"),
+                    "accepted": self.n(source, "record", "accepted"),
+                    "quarantined": self.n(source, "record", "quarantine"),
+                    "dedup_dropped": self.n(source, "record", "dedup"),
+                    "files": len(files.get(source, [])),
+                    "files_read": len(files.get(source, [])) - truncated - unreadable,
+                    "files_truncated": truncated,
+                    "files_unreadable": unreadable,
+                    "raw_lines": self.n(source),
+                    "blank_lines": self.n(source, "blank"),
+                    "bulk_action_lines": self.n(source, "bulk_action"),
+                }
+            )
+        return rows
 
 
 def _counts(df, *cols) -> dict[tuple, int]:

@@ -149,6 +149,13 @@ def report(cfg: SieConfig, ds: Ds) -> str:
     return str(path)
 
 
+def vacuum(cfg: SieConfig) -> dict[str, int]:
+    """Bound the warehouse's storage: delete what no snapshot within ``store.retention_hours`` needs."""
+    deleted = Warehouse.from_config(cfg).vacuum(cfg.store.retention_hours)
+    log.info("vacuum (retention %s h): files deleted per table %s", cfg.store.retention_hours, deleted)
+    return deleted
+
+
 def run_day(cfg: SieConfig, ds: Ds) -> dict:
     """All steps for one day, in order, in this process (scores reach evaluate in memory)."""
     ds = Ds(ds)

@@ -83,7 +83,7 @@ def save_model(cfg: SieConfig, window: TrainingWindow, result: TrainResult) -> d
     window.train_frame[["sample_id", "sample_ds", "query_id", "click", "label"]].to_parquet(version.index_path)
     meta = model_meta(cfg, window, result)
     version.meta_path.write_text(json.dumps(meta, indent=2))
-    wh.publish(staging, wh.model_dir(window.ds))
+    wh.publish_folder(staging, wh.model_dir(window.ds))
     return meta
 
 

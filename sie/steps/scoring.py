@@ -125,4 +125,4 @@ def read_cost(cfg: SieConfig, ds: Ds, method: str) -> dict:
 
 
 def _cost_path(wh: Warehouse, ds: str, method: str):
-    return wh.table_dir("importance_scores") / f"ds={ds}" / f"_cost-{method}.json"
+    return wh.cost_path(ds, method)

@@ -38,6 +38,21 @@ def load_frame(cfg: SieConfig, ds: str, suite: str) -> pd.DataFrame:
     return wh.read_table(table, {"ds": [ds]}).to_pandas()
 
 
+def with_ingest_settings(cfg: SieConfig, wh: Warehouse, ds: str) -> SieConfig:
+    """``cfg`` with the ingest settings ``ds`` was ingested with (from its day manifest), so the
+    suites judge the day by the rules that made it (e.g. its ``lateness_hours``)."""
+    from dataclasses import replace
+
+    from sie.config import IngestConfig
+
+    manifest = wh.read_table("ingest_days", {"ds": [ds]}).column("settings").to_pylist()
+    if not manifest:
+        return cfg
+    known = IngestConfig.__dataclass_fields__
+    settings = {k: v for k, v in json.loads(manifest[0]).items() if k in known}
+    return replace(cfg, ingest=replace(cfg.ingest, **settings))
+
+
 def _jsonable(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {str(k): _jsonable(v) for k, v in obj.items()}
@@ -93,6 +108,7 @@ def validate(
     wh = Warehouse.from_config(cfg)
     if df is None:
         df = load_frame(cfg, ds, suite)
+    cfg = with_ingest_settings(cfg, wh, ds)
     context, result, checks = run_checks(cfg, ds, suite, df)
     rows = []
     for r in result.results:
