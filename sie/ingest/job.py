@@ -114,9 +114,12 @@ def run_fingerprint(cfg: SieConfig, ds: Ds, files: dict) -> str:
     for source in sorted(files):
         for path in sorted(Path(p) for p in files[source]):
             digest.update(f"\0{source}\0{path.name}\0".encode())
-            with open(path, "rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
+            try:
+                with open(path, "rb") as handle:
+                    for block in iter(lambda: handle.read(1 << 20), b""):
+                        digest.update(block)
+            except OSError as exc:  # an unreadable file is quarantined by the landing pass, not fatal here
+                digest.update(f"unreadable: {exc.strerror}".encode())
     return f"ingest-{ds}-{digest.hexdigest()[:12]}"
 
 

@@ -273,8 +273,8 @@ def _glued(line):
 
 
 def _is_action(v):
-    """An OpenSearch bulk action line: an ``index``/``create``/``update``/``delete`` key, no document field."""
-
+    """An OpenSearch bulk action line: an ``index``/``create``/``update``/``delete`` key, no document
+    field (:func:`sie.ingest.landing.bulk_routes` applies the same test to find the routes)."""
     no_doc = ~(_present(v, "$.timestamp") | _present(v, "$.action_name") | _present(v, "$.query_id"))
     is_action = reduce(lambda a, b: a | b, (_present(v, f"$.{a}") for a in _BULK_ACTIONS))
     return is_action & no_doc & ~_present(v, "$._source")
