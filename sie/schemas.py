@@ -136,7 +136,7 @@ QUARANTINE = TableSchema(
     ("ds",),
     "a rejected raw record (or the unreadable part of a file) with the reason and the raw line",
     {
-        "line_no": "1-based; for truncated_file the line where the unreadable rest starts, null for unreadable_file",
+        "line_no": "1-based (for truncated_file: the line where the unreadable rest starts, null for unreadable_file)",
         "raw": "the line as valid UTF-8 text for display: invalid byte sequences become U+FFFD",
         "raw_bytes": "the line exactly as landed, without its line ending (LF or CRLF)",
     },

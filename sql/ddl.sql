@@ -46,7 +46,7 @@ CREATE TABLE IF NOT EXISTS quarantine (
     `run_id` STRING,
     `source` STRING,
     `file` STRING,
-    `line_no` BIGINT COMMENT '1-based; for truncated_file the line where the unreadable rest starts, null for unreadable_file',
+    `line_no` BIGINT COMMENT '1-based (for truncated_file: the line where the unreadable rest starts, null for unreadable_file)',
     `reason` STRING,
     `detail` STRING,
     `raw` STRING COMMENT 'the line as valid UTF-8 text for display: invalid byte sequences become U+FFFD',
