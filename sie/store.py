@@ -36,6 +36,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -490,15 +491,9 @@ def _snapshot_files(dt, base: Path) -> list[DataFile]:
     files = []
     for i, rel in enumerate(cols.get("path", [])):
         partition = {k: cols[f"partition.{k}"][i] for k in partition_keys}
-        path = base / _unquote(rel)
+        path = base / unquote(rel)  # the log holds URL-encoded paths
         files.append(DataFile(path, partition, run_ids[i], int(records[i] or 0)))
     return files
-
-
-def _unquote(rel: str) -> str:
-    from urllib.parse import unquote
-
-    return unquote(rel)
 
 
 def _first_commit_time(dt) -> datetime:
