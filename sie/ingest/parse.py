@@ -242,19 +242,61 @@ def _vstr(v, path: str, typ: str = "string"):
     return F.try_variant_get(v, path, typ)
 
 
-def _present(v, path: str):
+def _present(v, path: str = "$"):
     """Whether ``path`` holds a JSON value other than null (without converting it)."""
     from pyspark.sql import functions as F
 
-    x = F.variant_get(v, path, "variant")
+    x = v if path == "$" else F.variant_get(v, path, "variant")
     return x.isNotNull() & ~F.is_variant_null(x)
 
 
-def _vtype(v, path: str):
+def _vtype(v, path: str = "$"):
     """The JSON type at ``path`` (STRING, BIGINT, DECIMAL(2,1), OBJECT<...>, VOID for null); NULL when absent."""
     from pyspark.sql import functions as F
 
-    return F.schema_of_variant(F.variant_get(v, path, "variant"))
+    return F.schema_of_variant(v if path == "$" else F.variant_get(v, path, "variant"))
+
+
+# The objects of a document the rules read, each read once into a struct of VARIANT fields
+# (column -> its JSON path and keys): one struct read per object costs about a third of one
+# path lookup per field. Field names match case-sensitively, as paths do.
+_OBJECTS = {
+    "_top": ("$", ("application", "action_name", "query_id", "client_id", "session_id", "user_id", "user_query",
+                   "message_type", "query_response_id", "query_response_hit_ids", "object_id_field", "timestamp",
+                   "event_attributes", "query_attributes")),
+    "_ea": ("$.event_attributes", ("object", "position", "dwell_time", "session_id", "user_id")),
+    "_obj": ("$.event_attributes.object", ("object_id", "object_id_field", "description")),
+    "_pos": ("$.event_attributes.position", ("ordinal",)),
+    "_qa": ("$.query_attributes", ("session_id", "user_id")),
+}  # fmt: skip
+_TEXT_KEYS = sorted({p.rpartition(".")[2] for ps in _STRING_FIELDS.values() for p in ps})
+# In `schema_of_variant` output (`OBJECT<key: TYPE, ...>`): a text field's key whose value may
+# not be a string, or hit ids that may not be strings (false positives only cost the exact check).
+_SUSPECT_TYPES = (
+    rf"(^|[<, ])({'|'.join(_TEXT_KEYS)}): (?!(STRING|VOID)[,>])"
+    rf"|{_HIT_IDS[2:]}: (?!(ARRAY<STRING>|ARRAY<VOID>|VOID)[,>])"
+)
+_OBJECT_OF_PATH = {path: column for column, (path, _) in _OBJECTS.items()}
+
+
+def _with_objects(df):
+    """``df`` with a struct column per object of :data:`_OBJECTS`, read from the document ``d``."""
+    from pyspark.sql import functions as F
+
+    for column, (path, keys) in _OBJECTS.items():
+        parent, _, key = path.rpartition(".")
+        source = F.col("d") if path == "$" else F.col(_OBJECT_OF_PATH[parent])[key]
+        struct = "struct<" + ", ".join(f"`{k}`: variant" for k in keys) + ">"
+        df = df.withColumn(column, F.try_variant_get(source, "$", struct))
+    return df
+
+
+def _field(path: str):
+    """The VARIANT at a document ``path`` read by :func:`_with_objects` (NULL when absent)."""
+    from pyspark.sql import functions as F
+
+    parent, _, key = path.rpartition(".")
+    return F.col(_OBJECT_OF_PATH[parent])[key]
 
 
 def _is_object_line(line, v):
@@ -272,12 +314,17 @@ def _glued(line):
     return F.coalesce(maybe & line.rlike(r'\}\s*\{\s*"'), F.lit(False))
 
 
-def _is_action(v):
+# The top-level keys that tell a bulk action line or a search hit from a document, read once per line.
+_HEAD_KEYS = ("timestamp", "action_name", "query_id", "_source", *_BULK_ACTIONS)
+
+
+def _is_action(head):
     """An OpenSearch bulk action line: an ``index``/``create``/``update``/``delete`` key, no document
-    field (:func:`sie.ingest.landing.bulk_routes` applies the same test to find the routes)."""
-    no_doc = ~(_present(v, "$.timestamp") | _present(v, "$.action_name") | _present(v, "$.query_id"))
-    is_action = reduce(lambda a, b: a | b, (_present(v, f"$.{a}") for a in _BULK_ACTIONS))
-    return is_action & no_doc & ~_present(v, "$._source")
+    field (:func:`sie.ingest.landing.bulk_routes` applies the same test to find the routes).
+    ``head``: the line's :data:`_HEAD_KEYS` as a struct of VARIANTs."""
+    no_doc = ~(_present(head["timestamp"]) | _present(head["action_name"]) | _present(head["query_id"]))
+    is_action = reduce(lambda a, b: a | b, (_present(head[a]) for a in _BULK_ACTIONS))
+    return is_action & no_doc & ~_present(head["_source"])
 
 
 def _action_target(v):
@@ -325,13 +372,15 @@ def _documents(lines):
     utf8 = F.is_valid_utf8(F.col("raw_bytes").cast("string"))
     df = lines.select("*", _parse_text().alias("line"), utf8.alias("_utf8"))
     df = df.withColumn("_v", F.try_parse_json("line"))
-    line, v = F.col("line"), F.col("_v")
+    head_struct = "struct<" + ", ".join(f"`{k}`: variant" for k in _HEAD_KEYS) + ">"
+    df = df.withColumn("_head", F.try_variant_get("_v", "$", head_struct))
+    line, v, head = F.col("line"), F.col("_v"), F.col("_head")
     is_object = _is_object_line(line, v) & F.col("_utf8")
-    df = df.withColumns({"_object": is_object, "_action": is_object & _is_action(v)})
+    df = df.withColumns({"_object": is_object, "_action": is_object & _is_action(head)})
     parse_reason = F.when(~F.col("_utf8"), R.INVALID_UTF8).when(~F.col("_object"), _parse_failure(line))
     kind = F.when(line == "", "blank").when(F.col("_action"), "bulk_action").otherwise("record")
     # Search-hit exports wrap the document in `_source`, beside its `_index`.
-    src = F.variant_get(v, "$._source", "variant")
+    src = head["_source"]
     is_hit = F.schema_of_variant(src).startswith("OBJECT")
     own_index = F.when(F.col("_action"), _action_target(v)).when(is_hit, _vstr(v, "$._index"))
     df = df.select(
@@ -355,46 +404,65 @@ def _documents(lines):
     )
 
 
-def _type_errors(d):
+def _type_errors():
     """'path is TYPE' for every text field that is present but not a JSON string, joined by '; ' ('' if none)."""
     from pyspark.sql import functions as F
 
     errors = []
     for paths in _STRING_FIELDS.values():
         for path in paths:
-            t = _vtype(d, path)
+            t = _vtype(_field(path))
             errors.append(F.when(~t.isin("STRING", "VOID"), F.concat(F.lit(f"{path[2:]} is "), t)))
-    hits = _vtype(d, _HIT_IDS)
+    hits = _vtype(_field(_HIT_IDS))
     ok_hits = hits.isin("VOID", "ARRAY<STRING>", "ARRAY<VOID>")
     errors.append(F.when(~ok_hits, F.concat(F.lit(f"{_HIT_IDS[2:]} is "), hits)))
-    return F.concat_ws("; ", *errors)
+    # The exact check costs a type lookup per path; the document's whole type (one lookup) shows
+    # when none is needed: no text field's key with a type other than STRING or VOID.
+    maybe = F.schema_of_variant(F.col("d")).rlike(_SUSPECT_TYPES)
+    return F.when(maybe, F.concat_ws("; ", *errors)).otherwise(F.lit(""))
 
 
 def _fields(df):
     """The document fields, cleaned (still strings where a rule must see the raw value)."""
     from pyspark.sql import functions as F
 
-    d = F.col("d")
+    as_ = lambda path, typ="string": F.try_variant_get(_field(path), "$", typ)  # noqa: E731
+    present = lambda path: _present(_field(path))  # noqa: E731
+    numeric = lambda path: _vtype(_field(path)).rlike(_NUMBER_TYPES)  # noqa: E731
+    paths = sorted({p for ps in _STRING_FIELDS.values() for p in ps} | {_ORDINAL, "$.timestamp"})
+    raw = {p: f"_s{i}" for i, p in enumerate(paths)}
+    # Each string is read once into its own column: a cast from VARIANT costs microseconds, and
+    # the cleaning below reads each value twice.
+    df = _with_objects(df).select(
+        *_BASE,
+        *_WORK,
+        *(as_(p).alias(raw[p]) for p in paths),
+        F.when(numeric(_ORDINAL), as_(_ORDINAL, "double")).alias("ordinal_d"),
+        as_(_DWELL).alias("dwell_raw"),
+        F.when(numeric(_DWELL), as_(_DWELL, "double")).alias("dwell_time"),
+        as_(_HIT_IDS, "array<string>").alias("hit_ids"),
+        _type_errors().alias("type_errors"),
+        present("$.event_attributes").alias("_has_ea"),
+        (present("$.query_response_id") | present(_HIT_IDS) | present("$.query_attributes")).alias("_query_keys"),
+    )
     text = {
-        name: F.coalesce(*(_clean(_vstr(d, p)) for p in paths)).alias(name) for name, paths in _STRING_FIELDS.items()
+        name: F.coalesce(*(_clean(F.col(raw[p])) for p in paths)).alias(name) for name, paths in _STRING_FIELDS.items()
     }
     text["action_name"] = F.lower(text["action_name"]).alias("action_name")
-    event_shape = text["action_name"].isNotNull() | _present(d, "$.event_attributes")
-    query_shape = _present(d, "$.query_response_id") | _present(d, _HIT_IDS) | _present(d, "$.query_attributes")
-    numeric = lambda path: _vtype(d, path).rlike(_NUMBER_TYPES)  # noqa: E731
+    event_shape = text["action_name"].isNotNull() | F.col("_has_ea")
     return df.select(
         *_BASE,
         *_WORK,
         *text.values(),
-        _clean(_vstr(d, _ORDINAL)).alias("ordinal_raw"),
-        F.when(numeric(_ORDINAL), _vstr(d, _ORDINAL, "double")).alias("ordinal_d"),
-        _vstr(d, _DWELL).alias("dwell_raw"),
-        F.when(numeric(_DWELL), _vstr(d, _DWELL, "double")).alias("dwell_time"),
-        _clean(_vstr(d, "$.timestamp")).alias("ts_raw"),
-        _vstr(d, _HIT_IDS, "array<string>").alias("hit_ids"),
-        _type_errors(d).alias("type_errors"),
+        _clean(F.col(raw[_ORDINAL])).alias("ordinal_raw"),
+        "ordinal_d",
+        "dwell_raw",
+        "dwell_time",
+        _clean(F.col(raw["$.timestamp"])).alias("ts_raw"),
+        "hit_ids",
+        "type_errors",
         event_shape.alias("event_shape"),
-        (~event_shape & query_shape).alias("query_shape"),
+        (~event_shape & F.col("_query_keys")).alias("query_shape"),
     )
 
 
