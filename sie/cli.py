@@ -291,6 +291,11 @@ def bench(
     run_id: Optional[str] = typer.Option(
         None, help="Run id (default: bench-<dataset>-<hash of the data/model settings>)."
     ),
+    folds: Optional[int] = typer.Option(
+        None, help="Query k-fold: every judged query held out in exactly one of k sub-runs (default: bench.folds)."
+    ),
+    world_seeds: Optional[str] = typer.Option(None, help="Comma-separated world seeds, one sub-run each."),
+    model_seeds: Optional[str] = typer.Option(None, help="Comma-separated scoring-model seeds, one sub-run each."),
     workers: int = typer.Option(1, help="Processes running cells in parallel."),
     fresh: bool = typer.Option(
         False, "--fresh", help="Delete the run's previous files first (otherwise finished steps and cells are reused)."
@@ -299,7 +304,7 @@ def bench(
     """Benchmark importance-based downsampling: every method x keep ratio x seed, retrained from scratch."""
     import shutil
 
-    from sie.bench.run import resolve
+    from sie.bench.run import resolve_any
     from sie.bench.runner import run_benchmark
 
     params = {
@@ -311,14 +316,17 @@ def bench(
         "seeds": seeds,
         "baselines": baselines,
         "run_id": run_id,
+        "folds": folds,
+        "world_seeds": world_seeds,
+        "model_seeds": model_seeds,
     }
     cfg = _cfg(params, BENCH_PARAMS)
     try:
-        run = resolve(cfg)
+        run = resolve_any(cfg)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    if fresh and run.root.exists():
-        shutil.rmtree(run.root)
+    for root in run.roots() if fresh else []:
+        shutil.rmtree(root, ignore_errors=True)
     out = run_benchmark(cfg, workers=workers)
     console.print(out)
 
@@ -327,12 +335,20 @@ def bench(
 def report(
     run_id: Optional[str] = typer.Option(None, help="Benchmark run (default: the latest published bench-* run)."),
     output: Optional[Path] = typer.Option(None, help="Folder for the report (default: <warehouse>/reports/<run_id>)."),
+    no_oracle: bool = typer.Option(
+        False,
+        "--no-oracle",
+        help="Instead: what the nightly scores show without an oracle or judgments (real logs): score "
+        "distributions, agreement between methods, stability across nights; written to reports/no-oracle-<ds>.",
+    ),
+    ds: Optional[str] = typer.Option(None, help="With --no-oracle: the model day (default: the latest scored)."),
 ) -> None:
     """Rebuild a benchmark report (Markdown, HTML, PNG plots) from the benchmark_results table alone."""
     from sie.bench.report import build_report
+    from sie.bench.report.no_oracle import build_no_oracle_report
 
     try:
-        path = build_report(_cfg(), run_id, output)
+        path = build_no_oracle_report(_cfg(), ds, output) if no_oracle else build_report(_cfg(), run_id, output)
     except FileNotFoundError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None

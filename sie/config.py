@@ -28,6 +28,10 @@ class SimulateConfig:
     n_intents: int = 400
     candidates_per_query: int = 50  # retrieval depth the production ranker re-ranks per query
     holdout_fraction: float = 0.3  # share of queries held out of traffic; their judgments = holdout
+    # query k-fold instead of holdout_fraction (bench.folds sets these): with holdout_folds = k >= 2,
+    # the held-out queries are fold holdout_fold (0..k-1) of a fixed k-way partition of all queries
+    holdout_folds: int = 0
+    holdout_fold: int = 0
     esci_dir: str = "../shared/data/esci"  # relative: to the cwd, else to the project root
     # -- traffic and behaviour
     requests_per_day: int = 2500
@@ -76,8 +80,22 @@ class ValidateConfig:
 
 
 @dataclass
+class GradesConfig:
+    """Graded relevance of an impression's strongest signal, for the group objectives (train.objective)."""
+
+    click: float = 1.0
+    add_to_cart: float = 2.0
+    purchase: float = 3.0
+
+
+@dataclass
 class TrainConfig:
     window_days: int = 3  # rolling window of sample days the ranker trains on
+    # pointwise: BCE on clicks (the default); listwise: ListNet softmax cross-entropy over each
+    # query request against its graded relevance; pairwise: RankNet over each request's pairs
+    # of different grades (sie.model.objective)
+    objective: str = "pointwise"
+    grades: GradesConfig = field(default_factory=GradesConfig)  # listwise / pairwise only
     epochs: int = 4
     batch_size: int = 512
     lr: float = 3e-3
@@ -129,6 +147,11 @@ class ImportanceConfig:
     tce_max_drop: float = 0.2  # T-CE: max fraction of clicks truncated per epoch
     tce_warmup_epochs: int = 2  # T-CE: epochs until the drop rate reaches its max
     rce_beta: float = 0.25  # R-CE: weight exponent β
+    # `ensemble`: the detectors whose rank percentiles it combines (any registered methods,
+    # group-aware ones such as "aum@client" included) and how: geometric_mean (a low rank
+    # under any member is enough to rank low) | mean (plain rank average); docs/IMPORTANCE.md
+    ensemble_methods: list[str] = field(default_factory=lambda: ["aum", "aum@client"])
+    ensemble_rule: str = "geometric_mean"
 
 
 @dataclass
@@ -174,6 +197,13 @@ class BenchConfig:
     roc_points: int = 51  # ROC curve points stored per method (TPR at evenly spaced FPR)
     confidence: float = 0.95  # confidence intervals over seeds
     alpha: float = 0.05  # significance level of the paired comparisons with random
+    power: float = 0.8  # power at which the minimum detectable NDCG difference is reported
+    # query k-fold (k >= 2): k sub-runs, each holding out one fold of all judged queries (every
+    # query exactly once), pooled; 0 = the world's fixed holdout (simulate.holdout_fraction)
+    folds: int = 0
+    # replication: one sub-run per (world seed, scoring-model seed); empty = simulate.seed / train.seed
+    world_seeds: list[int] = field(default_factory=list)
+    model_seeds: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -258,8 +288,8 @@ def _coerce(current: Any, value: Any) -> Any:
         items = [v.strip() for v in value.split(",") if v.strip()]
         if current and isinstance(current[0], float):
             return [float(v) for v in items]
-        if current and isinstance(current[0], int):
-            return [int(v) for v in items]
+        if current and isinstance(current[0], int) or not current and all(v.isdigit() for v in items):
+            return [int(v) for v in items]  # an empty default list of ints (bench.world_seeds) gets ints too
         return items
     return value
 
@@ -305,6 +335,9 @@ BENCH_PARAMS = {
     "seeds": "bench.grid.seeds",
     "baselines": "bench.grid.baselines",
     "run_id": "bench.run_id",
+    "folds": "bench.folds",
+    "world_seeds": "bench.world_seeds",
+    "model_seeds": "bench.model_seeds",
     "model": "train",  # the ranker: TrainConfig overrides, e.g. {"epochs": 4}
 }
 
@@ -357,6 +390,8 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "simulate.n_intents": (2, None, True),
     "simulate.candidates_per_query": (2, None, True),
     "simulate.holdout_fraction": (0, 1, False),
+    "simulate.holdout_folds": (0, None, True),
+    "simulate.holdout_fold": (0, None, True),
     "simulate.requests_per_day": (1, None, True),
     "simulate.impressions_per_request": (1, None, True),
     "simulate.zipf_exponent": (0, None, True),
@@ -396,6 +431,9 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "train.hidden_dim": (1, None, True),
     "train.n_dense": (1, None, True),
     "train.seed": (0, None, True),
+    "train.grades.click": (0, None, True),
+    "train.grades.add_to_cart": (0, None, True),
+    "train.grades.purchase": (0, None, True),
     "importance.batch_size": (1, None, True),
     "importance.el2n_epoch": (1, None, True),
     "importance.tracin_checkpoints": (1, None, True),
@@ -418,6 +456,10 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "bench.roc_points": (2, None, True),
     "bench.confidence": (0, 1, False),
     "bench.alpha": (0, 1, False),
+    "bench.power": (0, 1, False),
+    "bench.folds": (0, None, True),
+    "bench.world_seeds": (0, None, True),
+    "bench.model_seeds": (0, None, True),
     "store.retention_hours": (1, None, True),  # below an hour a vacuum could delete a running ingest's files
 }
 #: settings with a fixed set of values
@@ -425,7 +467,9 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "source": ("simulator", "landed"),
     "simulate.world": ("synthetic", "esci"),
     "train.device": ("auto", "cpu", "cuda"),
+    "train.objective": ("pointwise", "listwise", "pairwise"),
     "importance.aum_mode": ("pointwise", "pairwise"),
+    "importance.ensemble_rule": ("geometric_mean", "mean"),
     "bench.dataset": ("synthetic", "esci"),
 }
 
@@ -457,4 +501,11 @@ def check_config(cfg: SieConfig) -> SieConfig:
             raise ValueError(f"setting {path}={_get(cfg, path)!r} must be one of {allowed}")
     if cfg.validate.min_ctr > cfg.validate.max_ctr:
         raise ValueError("settings validate.min_ctr must not exceed validate.max_ctr")
+    if not max(dataclasses.astuple(cfg.train.grades)) > 0:
+        raise ValueError("settings train.grades: at least one grade must be positive")
+    for name, folds in (("simulate.holdout_folds", cfg.simulate.holdout_folds), ("bench.folds", cfg.bench.folds)):
+        if folds == 1:
+            raise ValueError(f"setting {name}=1: a k-fold needs k >= 2 (0 = the fixed holdout)")
+    if cfg.simulate.holdout_folds and cfg.simulate.holdout_fold >= cfg.simulate.holdout_folds:
+        raise ValueError("setting simulate.holdout_fold must be below simulate.holdout_folds")
     return cfg

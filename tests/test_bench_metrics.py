@@ -118,3 +118,52 @@ def test_stratified_mask_keeps_the_ratio_within_every_stratum():
     assert selection_mask("loss", 0.5, 0, n=4, scores=np.array([4.0, 3, 2, 1])).tolist() == [True, True, False, False]
     with pytest.raises(ValueError):
         selection_mask("loss", 0.5, 0, n=4)
+
+
+def test_per_query_ndcg_averages_to_ranking_metrics():
+    from sie.selection.metrics import per_query_ndcg
+
+    rng = np.random.default_rng(3)
+    queries = np.repeat([f"q{i}" for i in range(12)], 7)
+    grades, scores = rng.integers(0, 4, len(queries)), rng.random(len(queries))
+    grades[:7] = 0  # a query without relevant items is not evaluable in either
+    per_query = per_query_ndcg(queries, grades, scores)
+    assert len(per_query) == 11 and "q0" not in per_query
+    assert np.mean(list(per_query.values())) == pytest.approx(ranking_metrics(queries, grades, scores)["ndcg_at_10"])
+
+
+def test_min_detectable_difference_is_the_paired_power_formula():
+    from scipy import stats
+
+    from sie.bench.metrics import min_detectable_difference
+
+    d = np.random.default_rng(0).normal(0.01, 0.05, 150)
+    out = min_detectable_difference(d, alpha=0.05, power=0.8)
+    z = stats.norm.ppf(0.975) + stats.norm.ppf(0.8)  # 1.960 + 0.842
+    assert out["mde"] == pytest.approx(z * d.std(ddof=1) / np.sqrt(150))
+    assert out["p_value"] == pytest.approx(stats.ttest_1samp(d, 0).pvalue) and out["n"] == 150
+    # four times the queries halve it; more power or a stricter alpha raise it
+    assert min_detectable_difference(np.tile(d, 4))["mde"] == pytest.approx(out["mde"] / 2, rel=0.01)
+    assert min_detectable_difference(d, power=0.9)["mde"] > out["mde"]
+    assert min_detectable_difference(d, alpha=0.01)["mde"] > out["mde"]
+    assert np.isnan(min_detectable_difference(d[:1])["mde"])
+
+
+def test_clean_click_metrics_drop_the_oracle_noise():
+    """Clean-click metrics = the raw ones without noise; without the noisy clicks they differ."""
+    from sie.selection.retrain import held_out_click_metrics
+
+    rng = np.random.default_rng(1)
+    n = 400
+    relevant = rng.random(n) < 0.3
+    noise = rng.random(n) < 0.3  # noisy impressions click at random
+    clicks = np.where(noise, rng.random(n) < 0.5, relevant).astype(np.float32)
+    logits = np.where(relevant, 1.0, -1.0) + rng.normal(0, 0.5, n)
+
+    raw = held_out_click_metrics(clicks, logits, None)  # no oracle (real logs): raw metrics only
+    assert set(raw) == {"click_auc", "click_logloss"}
+    none = held_out_click_metrics(clicks, logits, np.zeros(n, bool))
+    assert none == raw | {"clean_click_auc": raw["click_auc"], "clean_click_logloss": raw["click_logloss"]}
+    some = held_out_click_metrics(clicks, logits, noise)
+    assert some["click_auc"] == raw["click_auc"] and some["clean_click_auc"] > raw["click_auc"] + 0.1
+    assert some["clean_click_auc"] == pytest.approx(click_metrics(clicks[~noise], logits[~noise])["click_auc"])

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
+import subprocess
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,6 +18,7 @@ from sie.bench import rows
 from sie.bench.report import summarise, tables
 from sie.selection.grid import Cell
 from sie.selection.retrain import cell_rows
+from sie.store import Warehouse
 
 RUN_ID = "bench-synthetic-test"
 RATIOS = (0.3, 0.6)
@@ -20,15 +26,21 @@ SEEDS = (0, 1, 2)
 METHODS = ("grad_norm", "loss")
 
 
+BASE = {"ndcg_at_10": 0.5, "mrr": 0.6, "click_auc": 0.7, "click_logloss": 0.45}
+BASE |= {"clean_click_auc": 0.75, "clean_click_logloss": 0.3}
+# `loss` (the best noise detector) on held-out clicks: worse than random on raw clicks, better on clean ones
+LOSS_CLICK_SHIFT = {"click_auc": -0.25, "click_logloss": 1.5, "clean_click_auc": 0.05, "clean_click_logloss": -0.02}
+
+
 def _cell_value(metric: str, method: str, ratio: float, seed: int) -> float:
     """Cell metrics: `loss` is exactly random + 0.1 NDCG@10 in every seed; the others vary."""
-    base = {"ndcg_at_10": 0.5, "mrr": 0.6, "click_auc": 0.7, "click_logloss": 0.45}[metric] + 0.05 * ratio
+    base = BASE[metric] + 0.05 * ratio
     jitter = np.random.default_rng([seed, int(ratio * 100), len(metric)]).normal(0, 0.01)
     random_value = base + jitter
     if method == "random":
         return random_value
     if method == "loss":
-        return random_value + 0.1 if metric == "ndcg_at_10" else random_value + 0.02
+        return random_value + 0.1 if metric == "ndcg_at_10" else random_value + LOSS_CLICK_SHIFT.get(metric, 0.02)
     if method == "full":
         return base + 0.2
     if method == "stratified":
@@ -49,24 +61,41 @@ def _cells() -> list[dict]:
     for seed in SEEDS:
         grid = [("full", 1.0)] + [(m, r) for r in RATIOS for m in ("random", "stratified", *METHODS)]
         for method, ratio in grid:
-            metrics = {m: _cell_value(m, method, ratio, seed) for m in ("ndcg_at_10", "mrr", "click_auc")}
-            metrics |= {"click_logloss": _cell_value("click_logloss", method, ratio, seed), "n_queries": 40.0}
+            metrics = {m: _cell_value(m, method, ratio, seed) for m in BASE}
+            metrics["n_queries"] = 40.0
             metrics |= {"n_train": int(1000 * ratio), "train_seconds": 2.0 * ratio}
             out += cell_rows(Cell(method, ratio, seed), metrics, score_seconds=0.0)
     return out
 
 
-def _method_rows(truth: pd.DataFrame) -> list[dict]:
+def _noise_rows(method: str, scores: np.ndarray, truth: pd.DataFrame, seconds: float) -> list[dict]:
+    """rows.noise_rows, plus the ROC curve of each noise type against clean samples when it does not write them."""
+    from sie.bench.metrics import noise_detection
+
+    out = rows.noise_rows(method, scores, truth, roc_points=21, seed=0, n_train=len(truth), score_seconds=seconds)
+    if any(r["metric"] == "noise_roc_tpr" and r["subset"] is not None for r in out):
+        return out
+    types = truth["noise_type"].to_numpy()
+    for noise_type in sorted(set(types) - {"none", "unknown"}):
+        pick = np.isin(types, [noise_type, "none"])
+        det = noise_detection(scores[pick], types[pick] == noise_type, 21)
+        for fpr, tpr in zip(det["fpr"], det["tpr"]):
+            out.append(rows.row(method, "noise_roc_tpr", tpr, subset=noise_type, at=round(float(fpr), 6), seed=0))
+    return out
+
+
+def _method_rows(truth: pd.DataFrame, epochs: tuple[float, ...] = (2.0, 2.0)) -> list[dict]:
+    """Cost and noise rows of each method; ``epochs``: each method's reference epoch seconds."""
     out = []
     rng = np.random.default_rng(5)
     for k, method in enumerate(METHODS):
         seconds = 0.5 * (k + 1)
-        cost = {"samples_per_second": 1000 / seconds, "reference_epoch_seconds": 2.0}
+        cost = {"samples_per_second": 1000 / seconds, "reference_epoch_seconds": epochs[k]}
         out += rows.cost_rows(method, score_seconds=seconds, seed=0, n_train=len(truth), **cost)
         scores = rng.random(len(truth)) - (0.2 + 0.2 * k) * truth["is_noise"].to_numpy()
-        out += rows.noise_rows(method, scores, truth, roc_points=21, seed=0, n_train=len(truth), score_seconds=seconds)
+        out += _noise_rows(method, scores, truth, seconds)
     scores = np.random.default_rng(11).random(len(truth))  # the chance reference
-    out += rows.noise_rows("random", scores, truth, roc_points=21, seed=0, n_train=len(truth), score_seconds=0.0)
+    out += _noise_rows("random", scores, truth, 0.0)
     return out
 
 
@@ -89,10 +118,10 @@ def _run_rows(truth: pd.DataFrame) -> list[dict]:
     )
 
 
-def results_frame() -> pd.DataFrame:
-    """A run's rows as runner.assemble publishes them."""
+def results_frame(epochs: tuple[float, ...] = (2.0, 2.0)) -> pd.DataFrame:
+    """A run's rows as runner.assemble publishes them (the scoring model's epoch: 8 s / 4 epochs = 2 s)."""
     truth = fake_truth()
-    frame = rows.rows_frame(_run_rows(truth) + _method_rows(truth) + _cells())
+    frame = rows.rows_frame(_run_rows(truth) + _method_rows(truth, epochs) + _cells())
     frame["dataset"] = "synthetic"
     frame["ds"] = "2026-11-02"
     frame["created_at"] = datetime(2026, 11, 3, tzinfo=UTC)
@@ -160,7 +189,8 @@ def test_headline_and_comparison_tables(summary):
 def test_noise_cost_and_scale(summary):
     s = summary
     noise = tables.noise_table(s)
-    assert list(noise.columns) == ["method", "AUROC", "AP", "AUROC[bot]", "AUROC[duplicate]", "AUROC[label_flip]"]
+    # label-noise types first, duplicates (clean after ingest) apart at the end
+    assert list(noise.columns) == ["method", "AUROC", "AP", "AUROC[bot]", "AUROC[label_flip]", "AUROC[duplicate]"]
     assert noise["method"].tolist() == ["loss", "grad_norm", "random"]  # best AUROC first
     assert float(noise.iloc[0]["AUROC"]) > float(noise.iloc[-1]["AUROC"])
     cost = tables.cost_table(s)
@@ -171,7 +201,7 @@ def test_noise_cost_and_scale(summary):
     ]
     text = tables.scale_text(s)
     assert "2 day(s); 300 requests/day; 500 training samples (120 held-out clicks)" in text
-    assert "ranker: 4 epochs, batch 256, one epoch = 2.00s" in text
+    assert "ranker: 4 epochs, batch 256, one training epoch ≈ 2.00 s (mean of the plain epochs timed" in text
     assert "Simulator noise knobs: bot_rate 0.05, accidental_click_rate 0.02" in text
     # the ROC curve and distributions come from the `at` column
     loss = s.roc[s.roc["method"] == "loss"]
@@ -215,16 +245,111 @@ def test_build_report_writes_the_folder(cfg, caplog):
         assert (folder / name).stat().st_size > 0, name
     assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # no temporary files left
     text = md.read_text()
-    headings = ["## Holdout NDCG@10", "## Paired comparison with random", "### MRR", "### click AUC"]
+    headings = ["## Holdout NDCG@10", "## Paired comparison with random", "### MRR", "### click AUC / clean-click AUC"]
     headings += ["## Noise detection (oracle)", "## Cost", "## Rebuild"]
     assert all(h in text for h in headings)
     assert "| loss | 0.6128 ± 0.0066▲† |" in text and "AUROC[label_flip]" in text
-    assert "![noise ROC](noise_roc.png)" in text
+    assert "![noise ROC per noise type](noise_roc.png)" in text
     html = (folder / "report.html").read_text()
-    assert "<h2>Noise detection</h2>" in html and 'src="score_dist.png"' in html
+    assert '<h2 id="noise">Noise detection</h2>' in html and 'src="score_dist.png"' in html
     assert any("report for bench-synthetic-test" in r.getMessage() for r in caplog.records)
     import json
 
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["run"]["settings"]["train.epochs"] == 4
     assert set(summary["noise"][0]["noise_auroc_by_type"]) == {"bot", "duplicate", "label_flip"}
+
+
+# ---- the HTML page in a real browser ---------------------------------------------------------------
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# after the load event, every <img> records whether it loaded and decoded (naturalWidth > 0)
+IMAGE_PROBE = (
+    "<script>addEventListener('load', () => { for (const img of document.images) "
+    "img.setAttribute('data-state', img.complete && img.naturalWidth > 0 ? 'ok' : 'broken'); "
+    "document.body.setAttribute('data-probed', 'yes'); });</script>"
+)
+
+
+def _chromium(profile: Path, *args: str) -> subprocess.CompletedProcess:
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+    flags += ["--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}"]
+    return subprocess.run([CHROMIUM, *flags, *args], capture_output=True, text=True, timeout=120)
+
+
+def _image_states(folder: Path, html: str, profile: Path) -> list[str]:
+    """Each <img>'s state ('ok' / 'broken') as Chromium saw it, in page order."""
+    probe = folder / "probe.html"
+    probe.write_text(html.replace("</body>", IMAGE_PROBE + "</body>"))
+    dom = _chromium(profile, "--dump-dom", probe.as_uri()).stdout
+    probe.unlink()
+    assert 'data-probed="yes"' in dom, dom[-2000:]
+    return re.findall(r'<img[^>]*data-state="(\w+)"', dom)
+
+
+@pytest.fixture
+def report_folder(cfg, tmp_path):
+    from sie.bench.report import build_report
+
+    frame = results_frame(epochs=(1.0, 1.5))  # the methods' reference epochs differ from the run's 2 s
+    Warehouse(cfg.warehouse_path).write_partition(
+        "benchmark_results", {"run_id": RUN_ID}, pa.Table.from_pandas(frame, preserve_index=False)
+    )
+    return build_report(cfg, RUN_ID, tmp_path / "report").parent
+
+
+def test_report_quotes_one_epoch_time_and_explains_the_click_collapse(report_folder):
+    s = summarise(results_frame(epochs=(1.0, 1.5)).assign(run_id=RUN_ID))
+    assert tables.epoch_seconds(s) == (1.25, 1.0, 1.5, 2) and s.run["epoch_seconds"] == 2.0
+    text = (report_folder / "report.md").read_text()
+    assert (
+        text.lower().count("one training epoch ≈ 1.25 s (mean of the plain epochs timed beside each of 2 methods'") == 2
+    )
+    assert "2.00 s" not in text and "2.00s" not in text  # the scoring model's own timing is not quoted
+    # duplicates are listed apart from the label-noise types that add up to the total
+    total = sum(s.noise_counts.values())
+    label = sum(v for k, v in s.noise_counts.items() if k in ("bot", "label_flip"))
+    assert s.run["noise_rate"] == pytest.approx(label / total)
+    assert f"Shown apart, not in the total: duplicate {s.noise_counts['duplicate'] / total:.1%}" in text
+    # the collapse: `loss` (best detector) is below random on raw clicks and above it on clean ones
+    collapse = tables.click_collapse_text(s)
+    assert tables.best_detectors(s) == ["loss", "grad_norm"]
+    assert "On raw clicks `loss` look(s) *worse than random* at every keep ratio below 1" in collapse[0]
+    assert "clean-click AUC of" in collapse[2]
+    assert all(p in text for p in collapse)
+    clicks = tables.click_table(s).set_index("method")
+    raw, clean = (float(v) for v in clicks.loc["loss", "0.3"].split(" / "))
+    assert raw == pytest.approx(np.mean([_cell_value("click_auc", "loss", 0.3, k) for k in SEEDS]), abs=5e-4)
+    assert clean == pytest.approx(np.mean([_cell_value("clean_click_auc", "loss", 0.3, k) for k in SEEDS]), abs=5e-4)
+    # per-type ROC curves end at (1, 1) for every method and type
+    ends = s.roc_by_type.groupby(["method", "noise_type"]).last()
+    assert len(ends) == 3 * 3 and (ends["fpr"] == 1).all() and (ends["tpr"] == 1).all()
+
+
+def test_html_report_renders_in_headless_chromium(report_folder, tmp_path):
+    """The page loads in a real browser: every image loads and decodes, and the screenshot is not blank."""
+    if CHROMIUM is None:
+        if os.environ.get("SIE_REQUIRE_CHROMIUM"):
+            pytest.fail("SIE_REQUIRE_CHROMIUM is set but chromium is not installed")
+        pytest.skip("chromium not installed (Debian: apt-get install chromium; .ci/run installs it)")
+    from PIL import Image
+
+    html = (report_folder / "report.html").read_text()
+    sources = re.findall(r'<img src="([^"]+)"', html)
+    assert len(sources) == 6
+    for src in sources:
+        with Image.open(report_folder / src) as img:
+            img.verify()
+    profile = tmp_path / "chromium-profile"
+    assert _image_states(report_folder, html, profile) == ["ok"] * len(sources)
+    # the probe does catch a missing image
+    broken = html.replace(f'src="{sources[0]}"', 'src="no-such-plot.png"')
+    assert _image_states(report_folder, broken, profile) == ["broken"] + ["ok"] * (len(sources) - 1)
+
+    shot = tmp_path / "page.png"
+    args = ("--window-size=1280,2400", "--hide-scrollbars", f"--screenshot={shot}")
+    _chromium(profile, *args, (report_folder / "report.html").as_uri())
+    pixels = np.asarray(Image.open(shot).convert("RGB"))
+    assert pixels.shape == (2400, 1280, 3)
+    assert (pixels < 230).any(axis=2).mean() > 0.05  # text, tables and plots, not a white page
+    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 500  # anti-aliased text and coloured plots

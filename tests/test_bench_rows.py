@@ -69,10 +69,15 @@ def test_noise_rows_put_structure_in_subset_and_at():
     assert not out["metric"].str.contains(r"\[").any()
     assert (out["seed"] == 3).all() and (out["n_train"] == len(truth)).all() and (out["score_seconds"] == 1.5).all()
 
-    roc = out[out["metric"] == "noise_roc_tpr"]
-    assert len(roc) == 11 and roc["subset"].isna().all()
+    roc = out[(out["metric"] == "noise_roc_tpr") & out["subset"].isna()]
+    assert len(roc) == 11
     assert roc["at"].tolist() == pytest.approx(np.linspace(0, 1, 11).tolist())
     assert roc["value"].is_monotonic_increasing and roc["value"].iloc[-1] == 1.0
+    # and one ROC curve per noise type against clean samples
+    by_type = out[(out["metric"] == "noise_roc_tpr") & out["subset"].notna()]
+    assert sorted(set(by_type["subset"])) == ["bot", "duplicate", "label_flip"] and len(by_type) == 3 * 11
+    for _, g in by_type.groupby("subset"):
+        assert g["value"].is_monotonic_increasing and g["value"].iloc[-1] == 1.0
 
     auroc = out[out["metric"] == "noise_auroc"]
     overall = auroc[auroc["subset"].isna()]
@@ -105,7 +110,8 @@ def test_noise_rows_match_the_metrics_directly():
     pct = rank_percentile(scores)[m & (truth["noise_type"] == "bot").to_numpy()]
     bot = out[out["subset"] == "bot"]
     assert bot[bot["metric"] == "score_pct_mean"]["value"].iloc[0] == pytest.approx(pct.mean())
-    assert bot[bot["at"] == 0.5]["value"].iloc[0] == pytest.approx(np.median(pct))
+    median = bot[(bot["metric"] == "score_pct_quantile") & (bot["at"] == 0.5)]
+    assert median["value"].iloc[0] == pytest.approx(np.median(pct))
 
 
 def test_run_rows_and_settings():
@@ -193,3 +199,41 @@ def test_cost_and_cell_rows():
     cell = rows.rows_frame(cell_rows(Cell("loss", 0.5, 2), metrics, score_seconds=3.0))
     assert cell["metric"].tolist() == ["ndcg_at_10", "mrr", "n_queries"]
     assert (cell["keep_ratio"] == 0.5).all() and (cell["n_train"] == 150).all() and (cell["train_seconds"] == 2.5).all()
+
+
+def test_per_query_cell_rows_and_power_rows_pair_with_random():
+    """A mapping metric gives one row per query (subset); power rows pair each query with random."""
+    from scipy import stats
+
+    rng = np.random.default_rng(4)
+    queries = [f"q{i}" for i in range(40)]
+    base = dict(zip(queries, rng.random(40)))
+    gain = dict(zip(queries, rng.normal(0.05, 0.1, 40)))
+    frames = []
+    for seed in (0, 1):
+        for method, shift in (("random", {}), ("loss", gain)):
+            per_query = {q: v + shift.get(q, 0.0) for q, v in base.items()}
+            metrics = {"ndcg_at_10": 0.5, "query_ndcg_at_10": per_query, "n_train": 10, "train_seconds": 1.0}
+            frames.append(rows.rows_frame(cell_rows(Cell(method, 0.3, seed), metrics)))
+    cells = pd.concat(frames, ignore_index=True).assign(world_seed=7, model_seed=0, fold=rows.NO_FOLD)
+    per_query = cells[cells["metric"] == "query_ndcg_at_10"]
+    assert len(per_query) == 2 * 2 * 40 and set(per_query["subset"]) == set(queries)
+    power = rows.rows_frame(rows.power_rows(per_query, alpha=0.05, power=0.8))
+    got = power[power["method"] == "loss"].set_index("metric")["value"]
+    diffs = np.array([gain[q] for q in queries])
+    z = stats.norm.ppf(0.975) + stats.norm.ppf(0.8)
+    assert got["ndcg_query_diff"] == pytest.approx(diffs.mean())
+    assert got["ndcg_mde"] == pytest.approx(z * diffs.std(ddof=1) / np.sqrt(40))
+    assert got["ndcg_query_p_value"] == pytest.approx(stats.ttest_1samp(diffs, 0).pvalue)
+    assert (power.loc[power["method"] == "loss", "at"] == 0.3).all()
+    assert power.set_index(["method", "metric"])["value"][("_run", "n_holdout_queries")] == 40
+
+
+def test_pool_folds_weights_ranking_metrics_by_held_out_queries():
+    frames = []
+    for fold, (ndcg, n_queries, auc) in enumerate([(0.4, 10.0, 0.6), (0.7, 30.0, 0.8)]):
+        metrics = {"ndcg_at_10": ndcg, "n_queries": n_queries, "click_auc": auc, "n_train": 100, "train_seconds": 1.0}
+        frame = rows.rows_frame(cell_rows(Cell("loss", 0.5, 0), metrics))
+        frames.append(frame.assign(world_seed=7, model_seed=0, fold=fold))
+    pooled = rows.pool_folds(pd.concat(frames, ignore_index=True)).set_index("metric")["value"]
+    assert pooled.to_dict() == pytest.approx({"ndcg_at_10": 0.625, "n_queries": 40.0, "click_auc": 0.7})

@@ -19,14 +19,14 @@ KINDS = ["shoe", "shirt", "bag", "hat"]
 DAYS = ["2026-11-19", "2026-11-20"]
 
 
-def _day(ds: str, seed: int, n_requests: int = 60) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(samples, oracle): clicks follow colour/kind relevance; 20% of requests are bots clicking at random."""
+def _day(ds: str, seed: int, n_requests: int = 60, bot_rate: float = 0.2) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(samples, oracle): clicks follow colour/kind relevance; ``bot_rate`` of requests are bots clicking at random."""
     rng = np.random.default_rng(seed)
     rows, truth = [], []
     for r in range(n_requests):
         c, k = rng.integers(0, 5), rng.integers(0, 4)
         qid = f"{ds}-q{r}"
-        bot = rng.random() < 0.2
+        bot = rng.random() < bot_rate
         for pos, item in enumerate(rng.choice(20, size=8, replace=False), 1):
             ic, ik = divmod(int(item), 4)
             rel = int(ic == c) + int(ik == k)
@@ -57,11 +57,16 @@ def _day(ds: str, seed: int, n_requests: int = 60) -> tuple[pd.DataFrame, pd.Dat
     return pd.DataFrame(rows), pd.DataFrame(truth)
 
 
-def _land(run) -> None:
-    """What prepare() would produce: samples, catalog, holdout, oracle, and the day markers."""
+def _land(run, bot_rate: float = 0.2) -> None:
+    """What prepare() would produce: samples, catalog, holdout, oracle, and the day markers.
+
+    The data depend on the world seed; with ``simulate.holdout_folds`` = k the holdout is the
+    judgments of fold ``holdout_fold`` of the 20 queries (every k-th query).
+    """
     wh = Warehouse.from_config(run.data_cfg)
+    sim = run.data_cfg.simulate
     for n, ds in enumerate(run.days):
-        samples, oracle = _day(ds, n)
+        samples, oracle = _day(ds, n + 100 * (sim.seed - 7), bot_rate=bot_rate)
         frame = pa.Table.from_pandas(samples, preserve_index=False)
         for field in SAMPLES.schema:
             if field.name not in frame.column_names:
@@ -85,6 +90,7 @@ def _land(run) -> None:
         for k in range(4)
         for ic in range(5)
         for ik in range(4)
+        if not sim.holdout_folds or (4 * c + k) % sim.holdout_folds == sim.holdout_fold
     ]
     wh.holdout_path.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(holdout).to_parquet(wh.holdout_path)
@@ -182,7 +188,8 @@ def test_benchmark_run_resume_and_report(bench_cfg, monkeypatch):
         assert 0.0 <= per_method[(m, "noise_auroc")] <= 1.0
         # metric structure lives in columns: the ROC point at FPR 0.5, the median score percentile of bots
         roc = results[(results["method"] == m) & (results["metric"] == "noise_roc_tpr")]
-        assert len(roc) == 11 and 0.5 in set(roc["at"]) and roc["subset"].isna().all()
+        assert len(roc[roc["subset"].isna()]) == 11 and 0.5 in set(roc["at"])
+        assert set(roc["subset"].dropna()) == {"bot"} and (roc["subset"] == "bot").sum() == 11  # bots vs clean
         assert (m, "score_pct_quantile", "bot", 0.5) in curves.index
     assert per_method[("loss", "noise_auroc")] > 0.55
     assert per_method[("_run", "noise_rate")] == pytest.approx(0.2, abs=0.1)
@@ -226,3 +233,86 @@ def test_benchmark_run_resume_and_report(bench_cfg, monkeypatch):
     shutil.rmtree(run.root)
     (folder / "report.md").unlink()
     assert build_report(bench_cfg).read_text() == text  # latest run by default
+
+
+def _replicated_cfg(bench_cfg, **bench) -> SieConfig:
+    """A small grid (4 cells per sub-run), one training epoch, one torch thread."""
+    grid = {"methods": ["loss"], "keep_ratios": [0.5], "seeds": [0, 1], "baselines": ["random"]}
+    tree = bench_cfg.to_dict()
+    tree["train"]["epochs"] = 1
+    return SieConfig.load(tree | {"bench": tree["bench"] | {"grid": grid, "torch_threads": 1, **bench}})
+
+
+def test_query_k_fold_pools_every_held_out_query(bench_cfg):
+    """bench.folds = 2: two sub-runs hold out complementary halves of the 20 judged queries; the
+    published cells pool them (NDCG weighted by queries), with per-query power rows; without
+    noise in the held-out clicks the clean-click metrics equal the raw ones."""
+    from sie.bench.report import load_results
+    from sie.bench.run import resolve, resolve_replicated
+    from sie.bench.runner import run_benchmark
+
+    cfg = _replicated_cfg(bench_cfg, folds=2)
+    rep = resolve_replicated(cfg)
+    assert [(r.world_seed, r.fold) for r, _ in rep.runs] == [(7, 0), (7, 1)]
+    with pytest.raises(ValueError, match="describe several runs"):
+        resolve(cfg)
+    for _, run in rep.runs:
+        _land(run, bot_rate=0.0)
+    out = run_benchmark(cfg, report=False)
+    assert out["run_id"] == rep.run_id and len(out["sub_run_ids"]) == 2
+
+    pooled = load_results(cfg, rep.run_id)
+    folds = [load_results(cfg, run.run_id) for _, run in rep.runs]
+    queries = [set(f.loc[f["metric"] == "query_ndcg_at_10", "subset"]) for f in folds]
+    assert len(queries[0]) == len(queries[1]) == 10 and not queries[0] & queries[1]
+
+    def cell(frame, metric, method="loss", seed=1):
+        hit = frame[(frame["metric"] == metric) & (frame["method"] == method) & (frame["seed"] == seed)]
+        return hit.loc[hit["keep_ratio"] == 0.5, "value"].item()
+
+    assert cell(pooled, "n_queries") == 20
+    weighted = sum(cell(f, "ndcg_at_10") * cell(f, "n_queries") for f in folds) / 20
+    assert cell(pooled, "ndcg_at_10") == pytest.approx(weighted)
+    assert cell(pooled, "clean_click_auc") == pytest.approx(cell(pooled, "click_auc"))
+    assert cell(pooled, "clean_click_logloss") == pytest.approx(cell(pooled, "click_logloss"))
+    power = pooled[pooled["metric"] == "ndcg_mde"].set_index(["method", "at"])["value"]
+    assert power[("loss", 0.5)] > 0
+    run_scalars = pooled[pooled["method"] == "_run"].set_index("metric")["value"]
+    assert run_scalars["n_holdout_queries"] == 20 and run_scalars["folds"] == 2
+
+
+def test_replication_over_world_seeds(bench_cfg):
+    """Three world seeds: one published cell per (method, keep ratio, world), the mean over cell
+    seeds, so the report's CIs and paired tests run over worlds; clean clicks differ from raw."""
+    from sie.bench.metrics import mean_ci
+    from sie.bench.report import load_results
+    from sie.bench.report.summary import summarise
+    from sie.bench.run import resolve_replicated
+    from sie.bench.runner import run_benchmark
+
+    cfg = _replicated_cfg(bench_cfg, world_seeds=[7, 8, 9])
+    rep = resolve_replicated(cfg)
+    assert [r.world_seed for r, _ in rep.runs] == [7, 8, 9] and len({run.run_id for _, run in rep.runs}) == 3
+    for _, run in rep.runs:
+        _land(run)
+    run_benchmark(cfg, report=False)
+
+    pooled = load_results(cfg, rep.run_id)
+    ndcg = pooled[(pooled["metric"] == "ndcg_at_10") & (pooled["keep_ratio"] == 0.5)]
+    assert len(ndcg[ndcg["method"] == "loss"]) == 3 and set(ndcg["seed"]) == {0, 1, 2}
+    worlds = pooled[pooled["metric"] == "replicate_world_seed"].set_index("subset")["value"]
+    assert worlds.to_dict() == {"0": 7, "1": 8, "2": 9}
+    for i, (_, run) in enumerate(rep.runs):  # a world's cell = the mean over its cell seeds
+        own = load_results(cfg, run.run_id)
+        own = own[(own["metric"] == "ndcg_at_10") & (own["method"] == "loss") & (own["keep_ratio"] == 0.5)]
+        assert ndcg.loc[(ndcg["method"] == "loss") & (ndcg["seed"] == i), "value"].item() == pytest.approx(
+            own["value"].mean()
+        )
+    summary = summarise(pooled)
+    curve = summary.curves.set_index(["metric", "method", "keep_ratio"]).loc[("ndcg_at_10", "loss", 0.5)]
+    mean, ci, n = mean_ci(ndcg.loc[ndcg["method"] == "loss", "value"])
+    assert (curve["mean"], curve["ci"], curve["n"]) == (pytest.approx(mean), pytest.approx(ci), 3)
+    comparison = summary.comparisons.set_index(["metric", "method", "keep_ratio"]).loc[("ndcg_at_10", "loss", 0.5)]
+    assert comparison["n"] == 3
+    clicks = pooled[pooled["keep_ratio"] == 0.5].pivot_table(index=["method", "seed"], columns="metric", values="value")
+    assert (clicks["clean_click_auc"] != clicks["click_auc"]).all()

@@ -76,6 +76,8 @@ def test_every_numeric_setting_has_a_range():
                 yield prefix + f.name
             elif isinstance(value, list) and value and isinstance(value[0], int | float):
                 yield prefix + f.name
+            elif f.type in ("list[int]", "list[float]"):  # numeric lists empty by default (bench.world_seeds)
+                yield prefix + f.name
 
     assert set(numeric(SieConfig())) == set(RANGES)
 
@@ -98,3 +100,16 @@ def test_cli_errors_are_one_line_with_a_non_zero_exit(tmp_path):
     assert out.returncode == 1 and "ds must be a real calendar day" in out.stderr
     debug = subprocess.run([sie, "--debug", "train", "--ds", "2026-02-30"], capture_output=True, text=True)
     assert debug.returncode == 1 and "Traceback" in debug.stderr
+
+
+def test_replication_and_k_fold_settings():
+    from sie.config import load_config
+
+    cfg = load_config(pairs=["bench.world_seeds=7,8,9", "bench.model_seeds=0,1", "bench.folds=5"])
+    assert (cfg.bench.world_seeds, cfg.bench.model_seeds, cfg.bench.folds) == ([7, 8, 9], [0, 1], 5)
+    with pytest.raises(ValueError, match="k-fold needs k >= 2"):
+        load_config(pairs=["bench.folds=1"])
+    with pytest.raises(ValueError, match="holdout_fold must be below"):
+        load_config(pairs=["simulate.holdout_folds=3", "simulate.holdout_fold=3"])
+    with pytest.raises(ValueError, match="bench.world_seeds=.*-1.* is out of range"):
+        load_config(pairs=["bench.world_seeds=-1"])

@@ -120,3 +120,57 @@ def test_nearest_first_is_a_stable_argsort_with_ties():
     rng = torch.Generator().manual_seed(0)
     r = torch.rand(7, 500, generator=rng).mul(20).floor()  # many ties
     assert torch.equal(nearest_first(r), r.argsort(dim=1, stable=True))
+
+
+def _textbook_knn_shapley(train_x, train_y, val_x, val_y, k):
+    """Jia et al. 2019, Theorem 1, written plainly: one validation point at a time, float64 throughout."""
+    n = len(train_x)
+    total = np.zeros(n)
+    for xv, yv in zip(val_x, val_y):
+        dist = np.sqrt(((train_x - xv) ** 2).sum(axis=1))
+        alpha = sorted(range(n), key=lambda j: (dist[j], j))  # nearest first, ties by index
+        s = [0.0] * n
+        s[alpha[n - 1]] = (1.0 if train_y[alpha[n - 1]] == yv else 0.0) * min(k, n) / (n * k)
+        for i in range(n - 1, 0, -1):  # i = 1-based rank of alpha[i - 1]
+            now, nxt = alpha[i - 1], alpha[i]
+            gap = (1.0 if train_y[now] == yv else 0.0) - (1.0 if train_y[nxt] == yv else 0.0)
+            s[now] = s[nxt] + gap / k * min(k, i) / i
+        total += np.array(s)
+    return total / len(val_x)
+
+
+def test_float64_near_ties_are_ordered_by_distance_not_index():
+    # training points on a sphere around the validation points, radii 1 + (n-1-j)·1e-9:
+    # distances differ by 1e-9 (< float32 resolution at 1), farthest first by index, so a
+    # float32 sort would see all ties and order them by index, i.e. exactly backwards
+    rng = np.random.default_rng(7)
+    n, k = 40, 3
+    direction = rng.normal(size=(n, 3))
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    train_x = direction * (1.0 + (n - 1 - np.arange(n)) * 1e-9)[:, None]
+    train_y = rng.integers(0, 2, n).astype(np.float64)
+    # one validation point at the centre (two with opposite labels would make the mean
+    # order-invariant: their per-point values sum to the same constant for any order)
+    val_x = np.zeros((1, 3))
+    val_y = np.array([1.0])
+    dist = np.linalg.norm(train_x, axis=1)
+    assert np.all(np.diff(dist) < 0) and np.all(np.diff(dist.astype(np.float32)) == 0)  # the constructed near-ties
+    ref = _textbook_knn_shapley(train_x, train_y, val_x, val_y, k)
+    got = knn_shapley_values(
+        torch.tensor(train_x), torch.tensor(train_y), torch.tensor(val_x), torch.tensor(val_y), k
+    ).numpy()
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-15)
+
+
+def test_textbook_reference_agrees_with_brute_force():
+    # the reference above is itself checked against all-subsets Shapley values
+    rng = np.random.default_rng(3)
+    train_x, val_x = rng.normal(size=(6, 2)), rng.normal(size=(3, 2))
+    train_y, val_y = rng.integers(0, 2, 6), rng.integers(0, 2, 3)
+    for k in (1, 2, 7):
+        np.testing.assert_allclose(
+            _textbook_knn_shapley(train_x, train_y, val_x, val_y, k),
+            brute_force_shapley(train_x, train_y, val_x, val_y, k),
+            rtol=1e-12,
+            atol=1e-15,
+        )

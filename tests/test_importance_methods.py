@@ -28,7 +28,9 @@ EXPECTED = {
     "forgetting",
     "aum",
     "grad_norm",
+    "grad_norm_neg",
     "input_grad_share",
+    "input_grad_share_neg",
     "tracin",
     "tracin_self",
     "knn_shapley",
@@ -134,6 +136,30 @@ def test_scores_identify_flipped_labels_better_than_chance():
     train, noise = make_samples(1500, cfg.train, seed=5, flip_rate=0.1, return_noise=True)
     val = make_samples(200, cfg.train, seed=6)
     c = ScoringContext.from_training(cfg, train_ranker(train, cfg.train), train, val)
-    for method in ("loss", "aum", "el2n", "tracin_self", "data_oob", "rce", "knn_shapley"):
+    for method in (
+        "loss",
+        "aum",
+        "el2n",
+        "tracin_self",
+        "data_oob",
+        "rce",
+        "knn_shapley",
+        "grad_norm_neg",
+        "input_grad_share_neg",
+    ):
         auc = roc_auc_score(noise, -get_estimator(method, cfg).score(c))
         assert auc > 0.6, (method, auc)
+    for method in ("grad_norm", "input_grad_share"):  # as specified, the seed formulas rank the flips high
+        auc = roc_auc_score(noise, -get_estimator(method, cfg).score(c))
+        assert auc < 0.4, (method, auc)
+
+
+@pytest.mark.parametrize("base", ["grad_norm", "input_grad_share"])
+def test_negated_seed_formulas_are_the_same_numbers_flipped(ctx, base):
+    c = dataclasses.replace(ctx)
+    flipped = get_estimator(f"{base}_neg", c.cfg).score(c)
+    np.testing.assert_array_equal(flipped, -get_estimator(base, c.cfg).score(c))
+    assert c.computed_scores.keys() == {base}  # computed once for the flipped variant, then kept
+    again = dataclasses.replace(ctx, given_scores={base: np.arange(len(ctx.train), dtype=np.float64)})
+    np.testing.assert_array_equal(get_estimator(f"{base}_neg", c.cfg).score(again), -np.arange(len(ctx.train)))
+    assert again.reused == [base]

@@ -161,3 +161,25 @@ def test_world_stats_shape(cfg):
     assert len(stats["ctr_by_position"]) == cfg.simulate.impressions_per_request
     assert sum(stats["noise_share_of_samples"].values()) == pytest.approx(1.0, abs=1e-3)
     assert np.isclose(sum(stats["traffic_share_by_tier"].values()), 1.0, atol=1e-3)
+
+
+def test_query_k_fold_holds_out_every_query_exactly_once(cfg, esci_cfg, shared_data):
+    """simulate.holdout_folds = k: the k folds' held-out queries partition all queries (both worlds);
+    a fold's holdout is the judgments of exactly its queries and they get no traffic."""
+    from sie.simulate.world import esci_holdout_queries, load_esci, resolve_esci_dir
+
+    k = 5
+    synthetic = [get_world(_sim(cfg, holdout_folds=k, holdout_fold=f)) for f in range(k)]
+    counts = np.sum([w.holdout_mask for w in synthetic], axis=0)
+    assert counts.tolist() == [1] * cfg.simulate.n_intents
+    assert not synthetic[0].holdout_mask[synthetic[0].traffic_intents].any()
+
+    _, judgments = load_esci(resolve_esci_dir(esci_cfg.simulate))
+    queries = list(judgments)
+    folds = [esci_holdout_queries(queries, 0.3, k, f) for f in range(k)]
+    assert len(queries) == 150 and sorted(q for fold in folds for q in fold) == sorted(queries)
+    assert [len(fold) for fold in folds] == [30] * k
+    world = get_world(_sim(esci_cfg, holdout_folds=k, holdout_fold=2))
+    held = {str(q) for q in world.holdout.column("query_text").to_pylist()}
+    assert held == folds[2]
+    assert {world.intent_text[i] for i in world.traffic_intents}.isdisjoint(held)

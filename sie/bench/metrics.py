@@ -74,6 +74,29 @@ def paired_comparison(a, b, confidence: float = 0.95) -> dict[str, float]:
     return {"diff": mean, "diff_ci": half, "p_value": p, "n": float(n)}
 
 
+def min_detectable_difference(diffs, alpha: float = 0.05, power: float = 0.8) -> dict[str, float]:
+    """Paired differences (one per unit, e.g. per held-out query): their mean, the paired t-test
+    p-value and the minimum detectable difference ``(z_{1-alpha/2} + z_{power}) * sd / sqrt(n)``.
+
+    The MDE is the smallest true mean difference a two-sided paired test at level ``alpha``
+    finds with probability ``power`` given the observed spread of the differences (normal
+    approximation); NaN with fewer than two units.
+    """
+    from scipy import stats
+
+    d = np.asarray([x for x in diffs if np.isfinite(x)], dtype=np.float64)
+    n = len(d)
+    out = {"diff": float(d.mean()) if n else float("nan"), "n": float(n), "sd": float("nan")}
+    out |= {"mde": float("nan"), "p_value": float("nan")}
+    if n < 2:
+        return out
+    sd = float(d.std(ddof=1))
+    z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)
+    out |= {"sd": sd, "mde": float(z * sd / np.sqrt(n))}
+    out["p_value"] = float(stats.ttest_1samp(d, 0.0).pvalue) if sd > 0 else float(out["diff"] == 0)
+    return out
+
+
 def holm(p_values) -> np.ndarray:
     """Holm–Bonferroni adjusted p-values (NaN stays NaN)."""
     p = np.asarray(p_values, dtype=np.float64)

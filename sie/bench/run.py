@@ -12,6 +12,11 @@ computed). Its files live under ``<warehouse>/bench/<run_id>/``::
     rows/method-<m>.parquet    per-method rows: cost, noise-detection AUROC/AP/ROC, score
                                distribution by noise type
     cells/<m>-<ratio>-<seed>.parquet   one (method, keep ratio, seed) cell's metrics
+
+A *replicated* run (``bench.world_seeds``, ``bench.model_seeds``, ``bench.folds``) is a set
+of such runs, one per (world seed, scoring-model seed, query fold), each under its own
+default run id; the replicated run's own id names the pooled ``benchmark_results``
+partition (:class:`ReplicatedRun`).
 """
 
 from __future__ import annotations
@@ -64,6 +69,9 @@ class BenchRun:
     def cells(self) -> list[Cell]:
         return self.grid.cells()
 
+    def roots(self) -> list[Path]:
+        return [self.root]
+
     def plan(self) -> dict[str, Any]:
         """JSON-able summary (the DAG passes it between tasks)."""
         return {
@@ -83,6 +91,8 @@ def run_key(cfg: SieConfig) -> dict[str, Any]:
     """The settings that determine the run's data, model and scores (hashed into run_id)."""
     b = cfg.bench
     sim = dataclasses.asdict(cfg.simulate) | {"world": b.dataset}
+    if not cfg.simulate.holdout_folds:  # the fixed holdout: ids of runs made before k-fold existed stay valid
+        sim = {k: v for k, v in sim.items() if k not in ("holdout_folds", "holdout_fold")}
     ingest = {
         k: v
         for k, v in dataclasses.asdict(cfg.ingest).items()
@@ -102,20 +112,109 @@ def run_key(cfg: SieConfig) -> dict[str, Any]:
 
 
 def default_run_id(cfg: SieConfig) -> str:
-    digest = hashlib.sha256(json.dumps(run_key(cfg), sort_keys=True, default=str).encode()).hexdigest()[:10]
+    key = run_key(cfg)
+    if is_replicated(cfg):
+        b = cfg.bench
+        key |= {"world_seeds": b.world_seeds, "model_seeds": b.model_seeds, "folds": b.folds}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:10]
     return f"bench-{cfg.bench.dataset}-{digest}"
 
 
+# ---- replication: world seeds x scoring-model seeds x query folds --------------------------
+
+
+def is_replicated(cfg: SieConfig) -> bool:
+    b = cfg.bench
+    return b.folds >= 2 or bool(b.world_seeds) or bool(b.model_seeds)
+
+
+@dataclass(frozen=True)
+class Replica:
+    """One sub-run of a replicated run: its world seed, scoring-model seed and held-out query fold."""
+
+    world_seed: int
+    model_seed: int
+    fold: int | None  # None: the world's fixed holdout
+
+    def config(self, cfg: SieConfig) -> SieConfig:
+        """``cfg`` for this sub-run alone (replication settings cleared, so it is a plain run)."""
+        folds = cfg.bench.folds if self.fold is not None else 0
+        return dataclasses.replace(
+            cfg,
+            simulate=dataclasses.replace(
+                cfg.simulate, seed=self.world_seed, holdout_folds=folds, holdout_fold=self.fold or 0
+            ),
+            train=dataclasses.replace(cfg.train, seed=self.model_seed),
+            bench=dataclasses.replace(cfg.bench, folds=0, world_seeds=[], model_seeds=[], run_id=""),
+        )
+
+
+def replicas(cfg: SieConfig) -> list[Replica]:
+    """Every (world seed, model seed, fold) of ``cfg.bench``, world-major."""
+    b = cfg.bench
+    worlds = list(dict.fromkeys(int(s) for s in b.world_seeds)) or [cfg.simulate.seed]
+    models = list(dict.fromkeys(int(s) for s in b.model_seeds)) or [cfg.train.seed]
+    folds: list[int | None] = list(range(b.folds)) if b.folds >= 2 else [None]
+    return [Replica(w, m, f) for w in worlds for m in models for f in folds]
+
+
+@dataclass
+class ReplicatedRun:
+    """Sub-runs (plain :class:`BenchRun` each) whose rows are pooled into the partition ``run_id``.
+
+    Folds of one (world seed, model seed) are pooled over all their held-out queries; with
+    more than one (world seed, model seed) *replicate* the published cells are one value per
+    replicate (the mean over cell seeds), so CIs and paired tests run over replicates.
+    """
+
+    cfg: SieConfig
+    run_id: str
+    root: Path  # the replicated run's own folder (its plan)
+    runs: list[tuple[Replica, BenchRun]]
+
+    @property
+    def dataset(self) -> str:
+        return self.cfg.bench.dataset
+
+    def roots(self) -> list[Path]:
+        return [self.root] + [run.root for _, run in self.runs]
+
+
+def resolve_replicated(cfg: SieConfig) -> ReplicatedRun:
+    run_id = cfg.bench.run_id or default_run_id(cfg)
+    _check_run_id(run_id)
+    runs = [(r, resolve(r.config(cfg))) for r in replicas(cfg)]
+    return ReplicatedRun(cfg, run_id, cfg.warehouse_path / "bench" / run_id, runs)
+
+
+def resolve_any(cfg: SieConfig) -> BenchRun | ReplicatedRun:
+    """The replicated run when ``cfg.bench`` asks for replication, else the plain run."""
+    return resolve_replicated(cfg) if is_replicated(cfg) else resolve(cfg)
+
+
+def _check_run_id(run_id: str) -> None:
+    if not run_id.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise ValueError(f"run_id may hold only letters, digits, '-', '_' and '.', got {run_id!r}")
+
+
 def resolve(cfg: SieConfig) -> BenchRun:
-    """The benchmark run that ``cfg.bench`` describes (validates the settings and the grid)."""
+    """The benchmark run that ``cfg.bench`` describes (validates the settings and the grid).
+
+    A replicated setting (``bench.world_seeds`` / ``model_seeds`` / ``folds``) is a set of
+    runs: :func:`resolve_replicated`.
+    """
     from sie.importance import REGISTRY
 
     b = cfg.bench
+    if is_replicated(cfg):
+        raise ValueError(
+            "bench.world_seeds / bench.model_seeds / bench.folds describe several runs: "
+            "use `sie bench` (sie.bench.runner.run_benchmark); the sie_benchmark DAG runs one"
+        )
     if b.dataset not in DATASETS:
         raise ValueError(f"bench.dataset must be one of {DATASETS}, got {b.dataset!r}")
     run_id = b.run_id or default_run_id(cfg)
-    if not run_id.replace("-", "").replace("_", "").replace(".", "").isalnum():
-        raise ValueError(f"run_id may hold only letters, digits, '-', '_' and '.', got {run_id!r}")
+    _check_run_id(run_id)
     grid = Grid.from_config(b.grid, cfg.importance.methods)
     unknown = [m for m in grid.methods if m not in REGISTRY]
     if unknown:

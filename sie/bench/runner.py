@@ -16,13 +16,24 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from sie.bench.rows import cost_rows, noise_rows, rows_frame, run_rows, run_settings
-from sie.bench.run import BenchRun, resolve
+from sie.bench.rows import (
+    NO_FOLD,
+    QUERY_NDCG,
+    cost_rows,
+    noise_rows,
+    pooled_rows,
+    power_rows,
+    rows_frame,
+    run_rows,
+    run_settings,
+)
+from sie.bench.run import BenchRun, ReplicatedRun, is_replicated, resolve, resolve_replicated
 from sie.config import SieConfig
 from sie.files import atomic_path, write_json_atomic
 from sie.model.training import train_ranker
@@ -32,7 +43,7 @@ from sie.selection.retrain import EvalSet, cell_rows
 from sie.selection.retrain import run_cell as retrain_cell
 from sie.steps import daily
 from sie.steps.scoring import publish_scores, read_scores, score_method
-from sie.steps.window import load_evalset, load_window
+from sie.steps.window import load_evalset, load_window, oracle_truth
 from sie.store import Warehouse
 
 log = logging.getLogger(__name__)
@@ -105,22 +116,7 @@ def train(run: BenchRun) -> dict:
 
 def oracle_for_training(run: BenchRun, window: TrainingWindow) -> pd.DataFrame | None:
     """Ground truth (noise_type, is_noise, matched) aligned with the window's training samples; None without an oracle."""
-    wh = Warehouse.from_config(run.data_cfg)
-    parts = []
-    for day in run.days:
-        path = wh.oracle_path(day)
-        if path.exists():
-            o = pd.read_parquet(path, columns=["sample_id", "noise_type", "is_noise"])
-            parts.append(o.assign(sample_ds=day).drop_duplicates(["sample_id", "sample_ds"]))
-    if not parts:
-        return None
-    oracle = pd.concat(parts, ignore_index=True)
-    frame = window.train_frame[["sample_id", "sample_ds"]]
-    truth = frame.merge(oracle, on=["sample_id", "sample_ds"], how="left", validate="one_to_one")
-    truth["matched"] = truth["noise_type"].notna()
-    truth["noise_type"] = truth["noise_type"].fillna("unknown")
-    truth["is_noise"] = truth["is_noise"].fillna(False).astype(bool)
-    return truth
+    return oracle_truth(Warehouse.from_config(run.data_cfg), list(run.days), window.train_frame)
 
 
 def _noise_rows(run: BenchRun, method: str, scores: np.ndarray, truth: pd.DataFrame, n_train: int, seconds: float):
@@ -209,7 +205,7 @@ class CellInputs:
 
 def cell_inputs(run: BenchRun) -> CellInputs:
     window = load_window(run.data_cfg, run.last_day)
-    return CellInputs(run, window, load_evalset(run.data_cfg, window))
+    return CellInputs(run, window, load_evalset(run.data_cfg, window, per_query=True))
 
 
 def run_cell(run: BenchRun, cell: Cell, inputs: CellInputs | None = None) -> dict:
@@ -230,8 +226,8 @@ def run_cell(run: BenchRun, cell: Cell, inputs: CellInputs | None = None) -> dic
 # ---- assemble and the whole run -------------------------------------------------------
 
 
-def assemble(run: BenchRun) -> dict:
-    """Publish every row of the current grid as ``benchmark_results/run_id=<run_id>`` (atomically)."""
+def run_results(run: BenchRun) -> pd.DataFrame:
+    """Every row of the run's current grid (run, method and cell rows); an error when a step is missing."""
     missing = [c for c in run.cells() if not run.cell_path(c).exists()]
     missing_methods = [m for m in run.grid.methods if not run.method_rows_path(m).exists()]
     if missing or missing_methods or not run.run_rows_path.exists():
@@ -241,13 +237,48 @@ def assemble(run: BenchRun) -> dict:
         )
     paths = [run.run_rows_path] + [run.method_rows_path(m) for m in run.grid.methods]
     paths += [run.cell_path(c) for c in run.cells()]
-    result = pd.concat([rows_frame(pd.read_parquet(p).to_dict("records")) for p in paths], ignore_index=True)
-    result = result.assign(dataset=run.dataset, ds=run.last_day, created_at=datetime.now(UTC))
+    return pd.concat([rows_frame(pd.read_parquet(p).to_dict("records")) for p in paths], ignore_index=True)
+
+
+def _publish(cfg: SieConfig, run_id: str, dataset: str, ds: str, rows: pd.DataFrame) -> Path:
+    result = rows.assign(dataset=dataset, ds=ds, created_at=datetime.now(UTC))
     table = pa.Table.from_pandas(result, preserve_index=False)
-    path = Warehouse.from_config(run.cfg).write_partition("benchmark_results", {"run_id": run.run_id}, table)
+    path = Warehouse.from_config(cfg).write_partition("benchmark_results", {"run_id": run_id}, table)
+    log.info("%s: published %d rows to %s", run_id, len(result), path)
+    return path
+
+
+def assemble(run: BenchRun) -> dict:
+    """Publish every row of the current grid, plus the per-query power rows, as
+    ``benchmark_results/run_id=<run_id>`` (atomically)."""
+    result = run_results(run)
+    query_cells = _with_replica(result[result["metric"] == QUERY_NDCG], run)
+    power = power_rows(query_cells, run.cfg.bench.alpha, run.cfg.bench.power)
+    if power:  # none for cells made before per-query NDCG existed
+        result = pd.concat([result, rows_frame(power)], ignore_index=True)
+    path = _publish(run.cfg, run.run_id, run.dataset, run.last_day, result)
     write_json_atomic(run.root / "plan.json", run.plan())
-    log.info("%s: published %d rows to %s", run.run_id, len(result), path)
     return {"run_id": run.run_id, "rows": len(result), "cells": len(run.cells()), "path": str(path)}
+
+
+def _with_replica(rows: pd.DataFrame, run: BenchRun) -> pd.DataFrame:
+    """``rows`` with the sub-run's world seed, scoring-model seed and query fold as columns."""
+    sim = run.data_cfg.simulate
+    fold = sim.holdout_fold if sim.holdout_folds else NO_FOLD
+    return rows.assign(world_seed=sim.seed, model_seed=run.data_cfg.train.seed, fold=fold)
+
+
+def assemble_replicated(rep: ReplicatedRun) -> dict:
+    """Publish the pooled rows of every sub-run (:func:`sie.bench.rows.pooled_rows`) as
+    ``benchmark_results/run_id=<replicated run id>`` (each sub-run has its own partition too)."""
+    results = pd.concat([_with_replica(run_results(run), run) for _, run in rep.runs], ignore_index=True)
+    b = rep.cfg.bench
+    rows = pooled_rows(results, b.alpha, b.power)
+    last_day = max(run.last_day for _, run in rep.runs)
+    path = _publish(rep.cfg, rep.run_id, rep.dataset, last_day, rows)
+    plan = {"run_id": rep.run_id, "sub_runs": [{**dataclasses.asdict(r), "run_id": run.run_id} for r, run in rep.runs]}
+    write_json_atomic(rep.root / "plan.json", plan)
+    return {"run_id": rep.run_id, "rows": len(rows), "sub_runs": len(rep.runs), "path": str(path)}
 
 
 _WORKER_INPUTS: dict[str, CellInputs] = {}
@@ -278,8 +309,27 @@ def _run_cells(run: BenchRun, cfg: SieConfig, todo: list[Cell], workers: int, sc
 
 
 def run_benchmark(cfg: SieConfig, workers: int = 1, report: bool = True) -> dict:
-    """The whole benchmark run in this process (``sie bench``); finished steps are skipped."""
-    run = resolve(cfg)
+    """The whole benchmark run in this process (``sie bench``); finished steps are skipped.
+
+    A replicated setting runs every sub-run in turn (each published as its own run too) and
+    publishes and reports the pooled run.
+    """
+    if not is_replicated(cfg):
+        return _run_and_report(cfg, resolve(cfg), workers, report)
+    rep = resolve_replicated(cfg)
+    start = time.perf_counter()
+    log.info("replicated run %s: %d sub-runs %s", rep.run_id, len(rep.runs), [r for r, _ in rep.runs])
+    sub_runs = [_run_and_report(run.cfg, run, workers, report=False) for _, run in rep.runs]
+    out = assemble_replicated(rep) | {"sub_run_ids": [s["run_id"] for s in sub_runs]}
+    if report:
+        from sie.bench.report import build_report
+
+        out["report"] = str(build_report(cfg, rep.run_id))
+    out["seconds"] = time.perf_counter() - start
+    return out
+
+
+def _run_and_report(cfg: SieConfig, run: BenchRun, workers: int, report: bool) -> dict:
     start = time.perf_counter()
     g = run.grid
     log.info(

@@ -8,7 +8,9 @@ from sie.importance import (  # noqa: F401  (registration side effects)
     data_oob,
     denoise,
     dynamics,
+    ensemble,
     grad_norm,
+    group,
     input_grad,
     knn_shapley,
     loss,
@@ -16,5 +18,7 @@ from sie.importance import (  # noqa: F401  (registration side effects)
     tracin,
 )
 from sie.importance.base import REGISTRY, Estimator, ScoringContext, get_estimator, register
+
+group.register_group_variants()  # `<m>@client` / `<m>@session` for every method imported above
 
 __all__ = ["REGISTRY", "Estimator", "ScoringContext", "get_estimator", "register"]

@@ -7,13 +7,23 @@ valuable to keep. Estimators never see the benchmark holdout.
 Estimators stream over samples in batches of ``cfg.importance.batch_size`` on
 ``ctx.device``: apart from the O(N) output vector (and O(N) per-sample inputs such as
 the training dynamics), memory does not grow with the number of samples.
+
+The per-sample loss is the training objective's (``cfg.train.objective``,
+sie.model.objective). For the group objectives (listwise, pairwise) a sample's loss
+depends on its whole query request, so the per-sample *gradient* is defined as
+``λ_i ∇_θ z_i`` with ``λ_i = ∂L/∂z_i`` at the scored model: the sample's share of the
+request's gradient through its own logit (these shares sum exactly to the batch
+gradient). :class:`ScoringContext` attaches λ to ``train`` / ``validation``
+(:class:`SamplesWithLogitGrad`); :func:`iter_batches` hands it to
+:func:`per_sample_loss` as a :class:`LogitGradient`, whose surrogate ``λ_i · z_i`` is
+sample-local, so ghost norms, TracIn dot products and input gradients stay exact.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
@@ -22,12 +32,51 @@ import torch.nn.functional as F
 
 from sie.config import SieConfig
 from sie.model.features import SampleTensors
+from sie.model.objective import Objective
 from sie.model.ranker import NeuralRanker
 
 if TYPE_CHECKING:  # pragma: no cover
     from sie.model.training import TrainResult
 
 log = logging.getLogger("sie.importance")
+
+
+@dataclass
+class SamplesWithLogitGrad(SampleTensors):
+    """Samples with ``logit_grad`` = λ_i = ∂L/∂z_i of a group objective at one model."""
+
+    logit_grad: torch.Tensor | None = None  # [N] float
+
+    def subset(self, index: np.ndarray | torch.Tensor) -> SamplesWithLogitGrad:
+        idx = torch.as_tensor(np.asarray(index), dtype=torch.long)
+        return with_logit_grad(super().subset(index), self.logit_grad[idx])
+
+
+def with_logit_grad(data: SampleTensors, logit_grad: torch.Tensor) -> SamplesWithLogitGrad:
+    parts = {f.name: getattr(data, f.name) for f in fields(SampleTensors)}
+    return SamplesWithLogitGrad(**parts, logit_grad=logit_grad)
+
+
+@torch.no_grad()
+def at_model(model: NeuralRanker, data: SampleTensors, cfg: SieConfig, device: torch.device) -> SampleTensors:
+    """``data`` with the objective's λ at ``model`` attached; unchanged for the pointwise objective."""
+    objective = Objective.of(cfg.train, data)
+    if not objective.is_group or len(data) == 0:
+        return data
+    model.eval()
+    size = int(cfg.importance.batch_size)
+    z = torch.cat([model(*data.inputs(device, sl)).float().cpu() for sl in batches(len(data), size)])
+    return with_logit_grad(data, objective.logit_gradients(z))
+
+
+class LogitGradient:
+    """A batch's λ (see the module doc): :func:`per_sample_loss` returns the surrogate ``λ_i · z_i``."""
+
+    def __init__(self, value: torch.Tensor):
+        self.value = value
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> LogitGradient:
+        return LogitGradient(self.value.to(device, non_blocking=non_blocking))
 
 
 @dataclass
@@ -45,6 +94,38 @@ class ScoringContext:
     learning_rates: list[float] = field(default_factory=list)
     device: torch.device = torch.device("cpu")
     seed: int = 0
+    # other methods' scores for this same model version, given by the caller (e.g. the
+    # scoring step, with scores published earlier in the run), so that derived methods
+    # (``loss@client``, ``ensemble``) reuse them instead of recomputing
+    given_scores: dict[str, np.ndarray] = field(default_factory=dict)
+    # the given_scores a method read (its cost includes theirs), and scores computed here
+    # on demand; not copied by ``dataclasses.replace``, whose new context may differ
+    reused: list[str] = field(default_factory=list, init=False, repr=False)
+    computed_scores: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # a group objective's per-sample gradient needs λ at the scored model (module doc)
+        self.train = at_model(self.model, self.train, self.cfg, self.device)
+        self.validation = at_model(self.model, self.validation, self.cfg, self.device)
+
+    @property
+    def objective(self) -> Objective:
+        """The training objective bound to the training samples."""
+        return Objective.of(self.cfg.train, self.train)
+
+    def at_model(self, model: NeuralRanker, data: SampleTensors) -> SampleTensors:
+        """``data`` with the objective's λ at ``model`` (e.g. an earlier checkpoint) attached."""
+        return at_model(model, data, self.cfg, self.device)
+
+    def method_scores(self, method: str) -> np.ndarray:
+        """``method``'s scores for this model: the given ones when present, else computed once here and kept."""
+        if method in self.given_scores:
+            if method not in self.reused:
+                self.reused.append(method)
+            return self.given_scores[method]
+        if method not in self.computed_scores:
+            self.computed_scores[method] = checked_scores(get_estimator(method, self.cfg), self)
+        return self.computed_scores[method]
 
     @property
     def n_checkpoints(self) -> int:
@@ -111,6 +192,10 @@ class Estimator:
     def score(self, ctx: ScoringContext) -> np.ndarray:  # pragma: no cover - protocol
         raise NotImplementedError
 
+    def uses(self) -> tuple[str, ...]:
+        """Other methods whose scores ``score`` reads through ``ctx.method_scores`` (derived methods)."""
+        return ()
+
 
 REGISTRY: dict[str, type[Estimator]] = {}
 
@@ -135,14 +220,23 @@ def batches(n: int, size: int) -> Iterator[slice]:
 
 
 def iter_batches(data: SampleTensors, device: torch.device, size: int) -> Iterator[tuple[slice, tuple, torch.Tensor]]:
-    """(slice, (query_tokens, item_tokens, dense), click) per batch, on ``device``."""
+    """(slice, (query_tokens, item_tokens, dense), target) per batch, on ``device``.
+
+    The target is the click, or a :class:`LogitGradient` when ``data`` carries λ.
+    """
+    logit_grad = getattr(data, "logit_grad", None)
     for sl in batches(len(data), size):
-        yield sl, data.inputs(device, sl), data.click[sl].to(device, non_blocking=True)
+        target = data.click[sl] if logit_grad is None else LogitGradient(logit_grad[sl])
+        yield sl, data.inputs(device, sl), target.to(device, non_blocking=True)
 
 
-def per_sample_loss(logits: torch.Tensor, click: torch.Tensor) -> torch.Tensor:
-    """The training loss of each sample (unreduced pointwise BCE on clicks, as in sie.model.training)."""
-    return F.binary_cross_entropy_with_logits(logits, click.to(logits.dtype), reduction="none")
+def per_sample_loss(logits: torch.Tensor, target: torch.Tensor | LogitGradient) -> torch.Tensor:
+    """What gradient methods differentiate per sample: pointwise BCE on the click (as in
+    sie.model.training), or for a group objective the surrogate ``λ_i · z_i``, whose
+    gradient ``λ_i ∇z_i`` is the sample's share of the loss gradient (its value is not a loss)."""
+    if isinstance(target, LogitGradient):
+        return logits * target.value.to(logits.dtype)
+    return F.binary_cross_entropy_with_logits(logits, target.to(logits.dtype), reduction="none")
 
 
 def rank_pct(values: np.ndarray) -> np.ndarray:

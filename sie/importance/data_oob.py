@@ -22,7 +22,9 @@ Streaming, GPU-ready version:
 The bagging/out-of-bag scheme is model-agnostic; the feature map comes from the
 trained ranker (it saw every sample's label, so the out-of-bag separation is only at the
 learner level — documented caveat). Sign: higher = predictable by models that never saw
-it = more valuable; noisy labels get low scores. Cost: (oob_epochs + 2) passes of the
+it = more valuable; noisy labels get low scores. With a group objective
+(``train.objective`` listwise / pairwise) the learners' label is "engaged" (graded
+relevance > 0: a click, add to cart or purchase) instead of the click. Cost: (oob_epochs + 2) passes of the
 embedding layers + B-way logistic regressions (cheap).
 """
 
@@ -67,6 +69,7 @@ def data_oob_scores(ctx: ScoringContext) -> np.ndarray:
     model = ctx.model.eval()
     n, size, device = len(ctx.train), ctx.batch_size, ctx.device
     seed = int(ctx.seed)
+    label = ctx.objective.positive().float()
 
     # pass 1: feature means / standard deviations (streaming, float64)
     s1 = s2 = None
@@ -90,7 +93,7 @@ def data_oob_scores(ctx: ScoringContext) -> np.ndarray:
         for begin in starts:
             sl = slice(int(begin), min(int(begin) + size, n))
             x = (_features(model, ctx, sl) - mean) / std
-            y = ctx.train.click[sl].to(device)
+            y = label[sl].to(device)
             w = torch.from_numpy(poisson_weights(np.arange(sl.start, sl.stop), n_learners, seed)).to(device)
             with torch.enable_grad():
                 logits = x @ weight.t() + bias  # [b, B]
@@ -106,7 +109,7 @@ def data_oob_scores(ctx: ScoringContext) -> np.ndarray:
     with torch.no_grad():
         for sl in batches(n, size):
             x = (_features(model, ctx, sl) - mean) / std
-            y = ctx.train.click[sl].to(device)
+            y = label[sl].to(device)
             p = torch.sigmoid(x @ weight.t() + bias)
             t = torch.where(y[:, None] > 0.5, p, 1.0 - p)
             oob = torch.from_numpy(poisson_weights(np.arange(sl.start, sl.stop), n_learners, seed) == 0).to(device)

@@ -18,6 +18,11 @@ model finds hard to fit is suspected noise.
   ``exp(−β · ℓ_i)``, averaged over the epochs. Score = mean ω ∈ (0, 1].
 
 Sign: higher = kept by the denoising loss = more valuable.
+
+With a group objective (``train.objective`` listwise / pairwise) the positives T-CE may
+truncate are the samples with a graded relevance > 0 (a click, add to cart or purchase),
+and the losses are the objective's per-sample terms; R-CE's ``exp(−β·ℓ)`` is then a
+weight of that loss, no longer a probability of the label.
 """
 
 from __future__ import annotations
@@ -51,7 +56,8 @@ class TruncatedCE(Estimator):
     def score(self, ctx: ScoringContext) -> np.ndarray:
         cfg = self.cfg.importance
         losses = ctx.dynamics_loss.astype(np.float64)
-        kept = tce_survival(losses, ctx.train.click.numpy(), cfg.tce_max_drop, cfg.tce_warmup_epochs)
+        positive = ctx.objective.positive().numpy().astype(np.float64)
+        kept = tce_survival(losses, positive, cfg.tce_max_drop, cfg.tce_warmup_epochs)
         return kept + 0.5 * (1.0 - rank_pct(losses.mean(0)))
 
 

@@ -8,7 +8,10 @@ gradient is materialised, so the cost is about one training forward+backward pas
 reference the tests compare against.
 
 Sign: a sample whose gradient is larger moves the model more and is scored as more
-important (score = the norm, as in the seed formula).
+important (score = the norm, as in the seed formula). Under label noise the largest
+gradients are mostly noise, so `grad_norm_neg` (score = −norm, the same numbers) is the
+variant that ranks suspected noise lowest, like the other detectors (docs/IMPORTANCE.md
+says which sign to use when).
 """
 
 from __future__ import annotations
@@ -71,3 +74,16 @@ class GradNorm(Estimator):
 
     def score(self, ctx: ScoringContext) -> np.ndarray:
         return ghost_grad_norms(ctx.model, ctx.train, ctx.device, ctx.batch_size)
+
+
+@register
+class GradNormNeg(Estimator):
+    name = "grad_norm_neg"
+    summary = "−grad_norm: small per-sample gradients first (large gradients = hard or noisy samples rank lowest)"
+    needs = ("model",)
+
+    def uses(self) -> tuple[str, ...]:
+        return ("grad_norm",)
+
+    def score(self, ctx: ScoringContext) -> np.ndarray:
+        return -ctx.method_scores("grad_norm")  # the same numbers, reused when already computed

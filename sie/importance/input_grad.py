@@ -9,7 +9,9 @@ have zero gradient because pooling masks them). Because samples do not interact 
 forward pass, ``∂J/∂X_ij = ∂ℓ_i/∂X_ij``; whether ``J`` is the sum or the mean of the
 per-sample losses cancels in the normalisation. Scores are ≥ 0 and sum to 1.
 
-Sign: a sample whose loss is more sensitive to its inputs is scored as more important.
+Sign: a sample whose loss is more sensitive to its inputs is scored as more important;
+`input_grad_share_neg` (score = −share) ranks those samples lowest instead, the sign
+under which it detects label noise (docs/IMPORTANCE.md says which sign to use when).
 Cost: one forward and one backward pass (to the embedding outputs and dense inputs only).
 """
 
@@ -54,3 +56,16 @@ class InputGradShare(Estimator):
         if total > 0:
             return out / total
         return np.full(len(out), 1.0 / max(len(out), 1))
+
+
+@register
+class InputGradShareNeg(Estimator):
+    name = "input_grad_share_neg"
+    summary = "−input_grad_share: least input-sensitive samples first (hard or noisy samples rank lowest)"
+    needs = ("model",)
+
+    def uses(self) -> tuple[str, ...]:
+        return ("input_grad_share",)
+
+    def score(self, ctx: ScoringContext) -> np.ndarray:
+        return -ctx.method_scores("input_grad_share")  # the same numbers, reused when already computed

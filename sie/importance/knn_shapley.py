@@ -15,7 +15,9 @@ Points are the final ranker's penultimate representation (``NeuralRanker.embed``
 labels are clicks, distances Euclidean. The validation points are ``ctx.validation``
 (held-out clicks of the window, never trained on; never the benchmark holdout), capped
 at ``knn_max_validation`` by a seeded uniform sample (0 = no cap). Equal distances are
-broken by training-set position (stable sort), which is what makes "exact" well defined.
+broken by training-set position (stable sort), which is what makes "exact" well defined;
+distances are sorted in the precision of the embeddings (float32 from the ranker, float64
+when the caller passes float64 points).
 
 Batched over validation points: ``b = max(1, knn_batch_elements // N)`` rows of the
 distance matrix are sorted at a time (:func:`nearest_first`) and the recursion runs as a vectorised suffix sum
@@ -43,15 +45,20 @@ def embed(model, data: SampleTensors, device: torch.device, batch_size: int) -> 
 
 
 def nearest_first(dist: torch.Tensor) -> torch.Tensor:
-    """[b, N] int64 argsort of each row, ties broken by index (a stable sort).
+    """[b, N] int64 argsort of each row in ``dist``'s own precision, ties broken by index (a stable sort).
 
-    CUDA: ``torch.argsort(stable=True)``. CPU: an in-place numpy sort of composite int64
-    keys ``(float32 distance bits << 32) | index`` — the bit pattern of a non-negative
+    CUDA: ``torch.argsort(stable=True)``. CPU, float32: an in-place numpy sort of composite
+    int64 keys ``(float32 distance bits << 32) | index`` — the bit pattern of a non-negative
     float orders like the float, and the unique keys make any sort stable; several times
-    faster than torch's CPU argsort.
+    faster than torch's CPU argsort (half-precision rows are widened to float32 exactly).
+    CPU, float64: numpy's stable argsort of the values as they are, because rounding them
+    to float32 would order near-ties (differences below ~1e-7 relative) by index instead
+    of by distance.
     """
     if dist.device.type != "cpu" or dist.shape[1] >= 2**32:
         return dist.argsort(dim=1, stable=True)
+    if dist.dtype == torch.float64:
+        return torch.from_numpy(np.argsort(dist.numpy(), axis=1, kind="stable"))
     d = dist.float().clamp(min=0.0).add(0.0).contiguous()  # +0.0 turns -0.0 into 0.0
     keys = d.view(torch.int32).numpy().astype(np.int64) << 32
     keys |= np.arange(d.shape[1], dtype=np.int64)
@@ -80,9 +87,12 @@ def knn_shapley_values(
     train_y = train_y.to(device)
     val_y = val_y.to(device)
     rows = max(1, int(batch_elements) // n)
+    # float64 points: distances from differences, not ‖x‖² + ‖y‖² − 2⟨x, y⟩, whose
+    # cancellation error could reorder near-ties the caller asked float64 to resolve
+    mode = "donot_use_mm_for_euclid_dist" if train_x.dtype == torch.float64 else "use_mm_for_euclid_dist_if_necessary"
     for begin in range(0, m, rows):
         vx, vy = val_x[begin : begin + rows], val_y[begin : begin + rows]
-        order = nearest_first(torch.cdist(vx, train_x))  # [b, N]
+        order = nearest_first(torch.cdist(vx, train_x, compute_mode=mode))  # [b, N]
         match = (train_y[order] == vy[:, None]).to(torch.float64)
         last = match[:, -1:] * (min(k, n) / (n * k))  # s_{α_N}
         diff = (match[:, :-1] - match[:, 1:]).mul_(coef)  # [b, N-1]

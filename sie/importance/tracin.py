@@ -24,6 +24,9 @@ are too large for the exact path, or to keep per-sample gradient sketches.
 
 The optimiser is Adam, so η_c·∇ is a first-order proxy for the actual step (the usual
 TracIn practice); with a constant learning rate η_c only scales the score.
+
+With a group objective (listwise / pairwise) ``∇ℓ_i(θ_c)`` is ``λ_i ∇z_i`` with λ taken
+at checkpoint c (sie.importance.base), for the training and the validation samples alike.
 """
 
 from __future__ import annotations
@@ -101,7 +104,12 @@ def tracin_scores(
         model = ctx.load_epoch(epoch).eval()
         eta = ctx.learning_rate(epoch)
         capture = GhostCapture(model)
-        g_val = mean_gradient(model, ctx.validation, ctx.device, ctx.batch_size) if validation else None
+        train = ctx.at_model(model, ctx.train)
+        g_val = (
+            mean_gradient(model, ctx.at_model(model, ctx.validation), ctx.device, ctx.batch_size)
+            if validation
+            else None
+        )
         if dim and dim > 0:
             dtype = next(model.parameters()).dtype
             for layer in capture.layers:
@@ -114,7 +122,7 @@ def tracin_scores(
                 if validation
                 else None
             )
-        for sl, (q, i, d), y in iter_batches(ctx.train, ctx.device, ctx.batch_size):
+        for sl, (q, i, d), y in iter_batches(train, ctx.device, ctx.batch_size):
             with torch.enable_grad():
                 with capture:
                     logits = model(q, i, d)
@@ -136,7 +144,7 @@ def tracin_scores(
 
 
 def reference_tracin(ctx: ScoringContext, epochs: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Exact TracInCP from materialised per-sample gradients (torch.func); small cases only."""
+    """Exact TracInCP from materialised per-sample gradients (torch.func); small cases only, pointwise objective."""
     from sie.importance.grad_norm import vmap_per_sample_grads
 
     def flat_grads(model, data):

@@ -52,6 +52,9 @@ class SampleTensors:
     label: torch.Tensor  # [N] int64 graded 0..3
     group: torch.Tensor  # [N] int64: query request index (for per-query metrics / pairwise losses)
     sample_id: np.ndarray  # [N] str
+    # [N] int64 client / session indices (group-aware importance); None where the frame has no ids
+    client: torch.Tensor | None = None
+    session: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.click.shape[0])
@@ -66,6 +69,8 @@ class SampleTensors:
             self.label[idx],
             self.group[idx],
             self.sample_id[idx.numpy()],
+            None if self.client is None else self.client[idx],
+            None if self.session is None else self.session[idx],
         )
 
     def inputs(self, device: torch.device | str = "cpu", index: slice | torch.Tensor | None = None):
@@ -104,4 +109,20 @@ def encode_frame(
         torch.from_numpy(label),
         torch.from_numpy(group),
         sid,
+        group_index(df, ["client_id"]),
+        group_index(df, ["client_id", "session_id"]),  # session ids are only unique within a client
     )
+
+
+def group_index(df: pd.DataFrame, columns: list[str]) -> torch.Tensor | None:
+    """[N] int64 index of each row's group by ``columns``; a row with a null id is a group of its own.
+
+    None when the frame lacks a column (e.g. the judged holdout, which has no clients).
+    """
+    if not all(c in df for c in columns):
+        return None
+    codes, uniques = pd.MultiIndex.from_frame(df[columns]).factorize()
+    codes = codes.astype(np.int64)
+    unknown = df[columns].isna().any(axis=1).to_numpy()
+    codes[unknown] = len(uniques) + np.arange(int(unknown.sum()))
+    return torch.from_numpy(codes)

@@ -3,6 +3,11 @@
 Training records, at no extra forward cost, the per-sample loss and logit of every
 epoch (the raw material of the training-dynamics estimators: loss, EL2N, forgetting,
 AUM) and keeps a checkpoint (state dict) per epoch in memory (for TracIn).
+
+The loss is ``train.objective`` (sie.model.objective): pointwise BCE on clicks, or a
+listwise / pairwise loss over each query request's graded relevance; for those, every
+batch holds whole requests (:func:`request_batches`) so a request's loss is computed
+over all its samples, and the recorded per-sample loss is the sample's term of it.
 """
 
 from __future__ import annotations
@@ -13,10 +18,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from sie.config import TrainConfig
 from sie.model.features import SampleTensors
+from sie.model.objective import Objective
 from sie.model.ranker import NeuralRanker, resolve_device
 
 log = logging.getLogger(__name__)
@@ -42,6 +47,30 @@ def set_seed(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def request_batches(group: torch.Tensor, batch_size: int, gen: torch.Generator) -> list[torch.Tensor]:
+    """Sample indices in batches of whole query requests, requests in a random order.
+
+    A batch takes the requests that start within its ``batch_size`` slots of the shuffled
+    order, so it holds about ``batch_size`` samples (more by at most one request).
+    """
+    uniq, inverse = torch.unique(group, return_inverse=True)
+    rank = torch.empty(len(uniq), dtype=torch.long)
+    rank[torch.randperm(len(uniq), generator=gen)] = torch.arange(len(uniq))
+    order = torch.argsort(rank[inverse], stable=True)  # a request's samples stay together
+    sizes = torch.bincount(rank[inverse], minlength=len(uniq))
+    starts = torch.cumsum(sizes, 0) - sizes  # position of each (shuffled) request in ``order``
+    batch_of_request = starts // batch_size
+    _, per_batch = torch.unique_consecutive(batch_of_request.repeat_interleave(sizes), return_counts=True)
+    return list(torch.split(order, per_batch.tolist()))
+
+
+def epoch_batches(data: SampleTensors, cfg: TrainConfig, gen: torch.Generator, whole_requests: bool):
+    if whole_requests:
+        return request_batches(data.group, cfg.batch_size, gen)
+    order = torch.randperm(len(data), generator=gen)
+    return [order[begin : begin + cfg.batch_size] for begin in range(0, len(data), cfg.batch_size)]
+
+
 def train_ranker(
     data: SampleTensors,
     cfg: TrainConfig,
@@ -51,7 +80,7 @@ def train_ranker(
     keep_checkpoints: bool = True,
     progress: bool = False,
 ) -> TrainResult:
-    """Train a fresh ranker with pointwise BCE on clicks, recording training dynamics."""
+    """Train a fresh ranker with ``cfg.objective`` (default: pointwise BCE on clicks), recording training dynamics."""
     seed = cfg.seed if seed is None else seed
     gen = set_seed(seed)
     device = resolve_device(cfg.device)
@@ -60,6 +89,7 @@ def train_ranker(
     n = len(data)
     if n == 0:
         raise ValueError("cannot train on zero samples")
+    objective = Objective.of(cfg, data)
     dyn_loss = np.zeros((cfg.epochs, n), dtype=np.float32)
     dyn_logit = np.zeros((cfg.epochs, n), dtype=np.float32)
     checkpoints: list[dict] = []
@@ -67,14 +97,11 @@ def train_ranker(
     start = time.perf_counter()
     for epoch in range(cfg.epochs):
         model.train()
-        order = torch.randperm(n, generator=gen)
         total = 0.0
-        for begin in range(0, n, cfg.batch_size):
-            idx = order[begin : begin + cfg.batch_size]
+        for idx in epoch_batches(data, cfg, gen, objective.is_group):
             q, i, d = data.inputs(device, idx)
-            y = data.click[idx].to(device)
             logits = model(q, i, d)
-            per_sample = F.binary_cross_entropy_with_logits(logits, y, reduction="none")
+            per_sample = objective.losses(logits, idx)
             if sample_weight is not None:
                 loss = (per_sample * sample_weight[idx].to(device)).mean()
             else:

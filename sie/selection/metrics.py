@@ -14,6 +14,7 @@ import pandas as pd
 from sklearn.metrics import log_loss, ndcg_score, roc_auc_score
 
 RELEVANT_GRADE = 2  # MRR counts the first item graded >= 2 (ESCI Exact or Substitute)
+QUERY_NDCG = "query_ndcg_at_10"  # a cell's NDCG@10 of one held-out query (row subset = the query text)
 
 
 def _grouped(groups: np.ndarray, *columns: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
@@ -69,6 +70,16 @@ def ranking_metrics_per_query(
     if not ndcgs:
         raise ValueError("no evaluable query groups in the holdout")
     return {f"ndcg_at_{k}": float(np.mean(ndcgs)), "mrr": float(np.mean(rrs)), "n_queries": float(len(ndcgs))}
+
+
+def per_query_ndcg(queries: np.ndarray, grades: np.ndarray, scores: np.ndarray, k: int = 10) -> dict[str, float]:
+    """NDCG@k of every evaluable held-out query (the groups :func:`ranking_metrics` averages), by query text."""
+    frame = pd.DataFrame({"q": np.asarray(queries), "y": np.asarray(grades, float), "s": np.asarray(scores, float)})
+    out = {}
+    for query, part in frame.groupby("q", sort=True):
+        if len(part) >= 2 and part["y"].max() > 0:
+            out[str(query)] = float(ndcg_score(part["y"].to_numpy()[None, :], part["s"].to_numpy()[None, :], k=k))
+    return out
 
 
 def click_metrics(clicks: np.ndarray, logits: np.ndarray) -> dict[str, float]:

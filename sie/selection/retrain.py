@@ -19,7 +19,7 @@ from sie.model.features import SampleTensors
 from sie.model.training import predict, train_ranker
 from sie.selection.grid import Cell
 from sie.selection.masks import selection_mask
-from sie.selection.metrics import click_metrics, ranking_metrics
+from sie.selection.metrics import QUERY_NDCG, click_metrics, per_query_ndcg, ranking_metrics
 
 log = logging.getLogger(__name__)
 
@@ -29,21 +29,45 @@ COST_KEYS = ("train_seconds", "n_train")
 
 @dataclass
 class EvalSet:
-    """What a retrained model is judged on: the judged holdout and held-out clicks."""
+    """What a retrained model is judged on: the judged holdout and held-out clicks.
+
+    ``validation_noise`` (the oracle's is_noise per held-out click sample, simulator worlds
+    only) adds the clean-click metrics: the held-out clicks with the injected noise removed,
+    which measure relevance where the raw clicks reward the noise. ``holdout_queries`` (the
+    query text per holdout row) adds NDCG@10 per held-out query.
+    """
 
     holdout: SampleTensors
     validation: SampleTensors
+    validation_noise: np.ndarray | None = None
+    holdout_queries: np.ndarray | None = None
+
+
+def held_out_click_metrics(clicks: np.ndarray, logits: np.ndarray, noise: np.ndarray | None) -> dict[str, float]:
+    """click_auc / click_logloss on all held-out clicks and, when the oracle's ``noise`` flags are
+    known, clean_click_auc / clean_click_logloss on the clicks it marks clean."""
+    metrics = click_metrics(clicks, logits)
+    if noise is not None:
+        clean = ~np.asarray(noise, dtype=bool)
+        metrics.update({f"clean_{k}": v for k, v in click_metrics(clicks[clean], logits[clean]).items()})
+    return metrics
 
 
 def evaluate_cell(
     train: SampleTensors, mask: np.ndarray, evalset: EvalSet, train_cfg: TrainConfig, seed: int
-) -> dict[str, float]:
-    """Train a fresh ranker on ``train[mask]``; its holdout and click metrics plus train_seconds / n_train."""
+) -> dict[str, float | dict[str, float]]:
+    """Train a fresh ranker on ``train[mask]``; its holdout and click metrics plus train_seconds / n_train
+    (and ``{query: NDCG@10}`` under :data:`QUERY_NDCG` when the eval set names the holdout's queries)."""
     subset = train.subset(np.nonzero(mask)[0])
     result = train_ranker(subset, train_cfg, seed=seed, keep_checkpoints=False)
     holdout = evalset.holdout
-    metrics = ranking_metrics(holdout.group.numpy(), holdout.label.numpy(), predict(result.model, holdout))
-    metrics.update(click_metrics(evalset.validation.click.numpy(), predict(result.model, evalset.validation)))
+    holdout_scores = predict(result.model, holdout)
+    metrics: dict[str, float | dict[str, float]] = {}
+    metrics.update(ranking_metrics(holdout.group.numpy(), holdout.label.numpy(), holdout_scores))
+    clicks = evalset.validation.click.numpy()
+    metrics.update(held_out_click_metrics(clicks, predict(result.model, evalset.validation), evalset.validation_noise))
+    if evalset.holdout_queries is not None:
+        metrics[QUERY_NDCG] = per_query_ndcg(evalset.holdout_queries, holdout.label.numpy(), holdout_scores)
     metrics["train_seconds"] = result.seconds
     metrics["n_train"] = float(len(subset))
     return metrics
@@ -96,21 +120,24 @@ def run_cells(
         yield cell, run_cell(cell, train, strata, evalset, train_cfg, scores)
 
 
-def cell_rows(cell: Cell, metrics: dict[str, float], score_seconds: float = 0.0) -> list[dict]:
-    """One cell's metrics as benchmark_results rows (dataset, ds, run_id and created_at are added by the writer)."""
-    return [
-        {
-            "method": cell.method,
-            "keep_ratio": cell.keep_ratio,
-            "seed": cell.seed,
-            "metric": metric,
-            "subset": None,
-            "at": None,
-            "value": value,
-            "n_train": int(metrics["n_train"]),
-            "train_seconds": metrics["train_seconds"],
-            "score_seconds": score_seconds,
-        }
-        for metric, value in metrics.items()
-        if metric not in COST_KEYS
-    ]
+def cell_rows(cell: Cell, metrics: dict, score_seconds: float = 0.0) -> list[dict]:
+    """One cell's metrics as benchmark_results rows (dataset, ds, run_id and created_at are added by the writer).
+
+    A metric whose value is a mapping (per-query NDCG) gives one row per key, the key in ``subset``.
+    """
+    common = {
+        "method": cell.method,
+        "keep_ratio": cell.keep_ratio,
+        "seed": cell.seed,
+        "at": None,
+        "n_train": int(metrics["n_train"]),
+        "train_seconds": metrics["train_seconds"],
+        "score_seconds": score_seconds,
+    }
+    rows = []
+    for metric, value in metrics.items():
+        if metric in COST_KEYS:
+            continue
+        parts = value.items() if isinstance(value, Mapping) else [(None, value)]
+        rows += [{**common, "metric": metric, "subset": subset, "value": v} for subset, v in parts]
+    return rows

@@ -144,6 +144,8 @@ def world_key(cfg: SimulateConfig) -> tuple:
         cfg.n_intents,
         cfg.candidates_per_query,
         cfg.holdout_fraction,
+        cfg.holdout_folds,
+        cfg.holdout_fold,
         cfg.zipf_exponent,
         cfg.clickbait_item_rate,
         esci,
@@ -549,11 +551,22 @@ class _SyntheticRetrieval:
 
 
 def _random_holdout(cfg: SimulateConfig, n_intents: int) -> np.ndarray:
-    """A seeded random ``holdout_fraction`` of the intents (own stream: independent of the catalog)."""
+    """A seeded random ``holdout_fraction`` of the intents (own stream: independent of the catalog);
+    with ``holdout_folds`` = k >= 2, fold ``holdout_fold`` of the same permutation cut into k folds."""
     holdout_mask = np.zeros(n_intents, dtype=bool)
-    n_hold = int(round(cfg.holdout_fraction * n_intents))
-    holdout_mask[world_rng(cfg, 2).permutation(n_intents)[:n_hold]] = True
+    order = world_rng(cfg, 2).permutation(n_intents)
+    if cfg.holdout_folds >= 2:
+        holdout_mask[order[cfg.holdout_fold :: cfg.holdout_folds]] = True
+    else:
+        holdout_mask[order[: int(round(cfg.holdout_fraction * n_intents))]] = True
     return holdout_mask
+
+
+def holdout_split(cfg: SimulateConfig) -> str:
+    """Which share of the queries is held out, in words (world metadata)."""
+    if cfg.holdout_folds >= 2:
+        return f"fold {cfg.holdout_fold} of {cfg.holdout_folds}"
+    return f"{cfg.holdout_fraction:.0%}"
 
 
 def build_synthetic_world(cfg: SimulateConfig) -> World:
@@ -574,7 +587,7 @@ def build_synthetic_world(cfg: SimulateConfig) -> World:
         holdout_mask=_random_holdout(cfg, len(specs)),
     )
     world = _finish(cfg, "synthetic", syn.items, intents)
-    world.meta["holdout_split"] = f"seeded random {cfg.holdout_fraction:.0%} of intents (world seed {cfg.seed})"
+    world.meta["holdout_split"] = f"seeded random {holdout_split(cfg)} of intents (world seed {cfg.seed})"
     return world
 
 
@@ -602,12 +615,14 @@ def load_esci(esci_dir: Path) -> tuple[list[dict], dict[str, dict[str, int]]]:
     return products, judgments
 
 
-def esci_holdout_queries(queries: list[str], fraction: float) -> set[str]:
+def esci_holdout_queries(queries: list[str], fraction: float, folds: int = 0, fold: int = 0) -> set[str]:
     """The fixed held-out ESCI queries: the ``fraction`` with the smallest
-    sha256(salt + query) — independent of the seed, reproducible anywhere."""
-    n = int(round(fraction * len(queries)))
+    sha256(salt + query) — independent of the seed, reproducible anywhere. With ``folds``
+    = k >= 2: fold ``fold`` of k, every k-th query in that order (the k folds partition the queries)."""
     key = sorted(queries, key=lambda q: hashlib.sha256(f"{ESCI_HOLDOUT_SALT}|{q}".encode()).hexdigest())
-    return set(key[:n])
+    if folds >= 2:
+        return set(key[fold::folds])
+    return set(key[: int(round(fraction * len(queries)))])
 
 
 def _product_numbers(products: list[dict], field: str, kind: type | tuple[type, ...], missing: float) -> np.ndarray:
@@ -724,7 +739,7 @@ def build_esci_world(cfg: SimulateConfig) -> World:
     rng = world_rng(cfg, 1)
     items = _esci_items(products, rng)
     queries = list(judgments)
-    held = esci_holdout_queries(queries, cfg.holdout_fraction)
+    held = esci_holdout_queries(queries, cfg.holdout_fraction, cfg.holdout_folds, cfg.holdout_fold)
     width = max(cfg.candidates_per_query, max(len(r) for r in judgments.values()))
     candidates, intent_top = _esci_candidates(queries, judgments, items, width, rng)
     n_int = len(queries)
@@ -738,7 +753,7 @@ def build_esci_world(cfg: SimulateConfig) -> World:
     )
     world = _finish(cfg, "esci", items, intents, real_judgments=judgments)
     world.meta["holdout_split"] = (
-        f"{len(held)} of {n_int} ESCI queries: the {cfg.holdout_fraction:.0%} with the smallest "
+        f"{len(held)} of {n_int} ESCI queries: {holdout_split(cfg)} in the order of "
         f"sha256('{ESCI_HOLDOUT_SALT}|' + query) (seed-independent)"
     )
     world.meta["esci_dir"] = str(esci_dir)

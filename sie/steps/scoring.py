@@ -3,11 +3,14 @@
 Scores are computed in memory (``score_method``), then published; the nightly evaluate
 step and the benchmark take them in memory when they run in the same process and read
 them back (``read_scores``, aligned on (sample_id, sample_ds)) when they run as separate
-tasks.
+tasks. A derived method (``loss@client``, ``ensemble``, ``grad_norm_neg``) reuses the
+scores of the methods it reads that are already published for the same model version
+(``reusable_scores``) instead of recomputing them; its cost includes theirs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -20,7 +23,7 @@ from sie import faults
 from sie.config import SieConfig
 from sie.ds import Ds
 from sie.files import write_json_atomic
-from sie.importance.base import ScoringContext, checked_scores, get_estimator
+from sie.importance.base import Estimator, ScoringContext, checked_scores, get_estimator
 from sie.model.ranker import resolve_device
 from sie.model.window import TrainingWindow
 from sie.steps.models import LoadedModel, load_model
@@ -73,19 +76,57 @@ def score_method(
     window = window or load_window(cfg, ds)
     loaded = loaded or load_model(cfg, ds)
     ctx = scoring_context(cfg, window, loaded)
+    given, given_seconds = reusable_scores(cfg, window, loaded, estimator)
+    ctx.given_scores.update(given)
     start = time.perf_counter()
     scores = checked_scores(estimator, ctx)
     if ctx.device.type == "cuda":
         torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
+    # a derived method costs what its reused inputs cost plus its own arithmetic
+    seconds = time.perf_counter() - start + sum(given_seconds[m] for m in ctx.reused)
     cost = {
         "method": method,
         "seconds": seconds,
         "n": len(scores),
         "samples_per_second": len(scores) / max(seconds, 1e-9),
         "device": str(ctx.device),
+        "reused": list(ctx.reused),
+        "model_fingerprint": model_fingerprint(loaded),
     }
     return ScoredMethod(method, scores, cost, window, loaded.meta)
+
+
+def reusable_scores(
+    cfg: SieConfig, window: TrainingWindow, loaded: LoadedModel, estimator: Estimator
+) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """({method: scores}, {method: seconds}) of the methods ``estimator`` reads, directly or through
+    other derived methods, that are already published for this window and this very model."""
+    wanted, todo = set(), list(estimator.uses())
+    while todo:
+        name = todo.pop()
+        if name not in wanted:
+            wanted.add(name)
+            todo.extend(get_estimator(name, cfg).uses())
+    scores, seconds = {}, {}
+    fingerprint = model_fingerprint(loaded)
+    for name in sorted(wanted):
+        cost = read_cost(cfg, window.ds, name)
+        if cost.get("model_fingerprint") != fingerprint:  # none published, or for another training run
+            continue
+        published = _published(cfg, window, name)
+        if published is not None:
+            scores[name] = published
+            seconds[name] = float(cost.get("seconds", 0.0))
+    return scores, seconds
+
+
+def model_fingerprint(loaded: LoadedModel) -> str:
+    """Identifies one training run: ``model_version`` is only ``ranker-<ds>``, the same after a retrain,
+    while the recorded per-sample dynamics differ between any two runs that differ at all."""
+    digest = hashlib.sha256(str(loaded.meta.get("model_version")).encode())
+    for array in (loaded.dynamics_loss, loaded.dynamics_logit):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def publish_scores(cfg: SieConfig, scored: ScoredMethod) -> None:
@@ -108,10 +149,28 @@ def publish_scores(cfg: SieConfig, scored: ScoredMethod) -> None:
 
 def read_scores(cfg: SieConfig, window: TrainingWindow, method: str) -> np.ndarray:
     """``method``'s published scores for ``window.ds``, aligned with the window's training samples."""
-    wh = Warehouse.from_config(cfg)
-    table = wh.read_table("importance_scores", {"ds": [window.ds], "method": [method]}).to_pandas()
+    table = _read_partition(cfg, window.ds, method)
     if table.empty:
         raise FileNotFoundError(f"no importance_scores for ds={window.ds} method={method}; run `sie score` first")
+    return _aligned(table, window, method)
+
+
+def _read_partition(cfg: SieConfig, ds: str, method: str):
+    return Warehouse.from_config(cfg).read_table("importance_scores", {"ds": [ds], "method": [method]}).to_pandas()
+
+
+def _published(cfg: SieConfig, window: TrainingWindow, method: str) -> np.ndarray | None:
+    """``method``'s published scores aligned with ``window``; None when they do not cover it."""
+    table = _read_partition(cfg, window.ds, method)
+    if table.empty:
+        return None
+    try:
+        return _aligned(table, window, method)
+    except RuntimeError:  # published for another set of samples: recompute
+        return None
+
+
+def _aligned(table, window: TrainingWindow, method: str) -> np.ndarray:
     indexed = table.set_index(["sample_id", "sample_ds"])["score"]
     aligned = indexed.reindex(window.sample_keys()).to_numpy(dtype=np.float64)
     if np.isnan(aligned).any():

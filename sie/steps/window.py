@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import pandas as pd
 
 from sie.config import SieConfig
@@ -59,7 +60,42 @@ def load_holdout(wh: Warehouse) -> pd.DataFrame:
     return with_titles(pd.read_parquet(wh.holdout_path), catalog)
 
 
-def load_evalset(cfg: SieConfig, window: TrainingWindow) -> EvalSet:
-    """The holdout (features from the window) and the window's held-out clicks."""
-    holdout = load_holdout(Warehouse.from_config(cfg))
-    return EvalSet(holdout=holdout_tensors(holdout, window.frame, cfg.train), validation=window.validation)
+def oracle_truth(wh: Warehouse, days: list[str], samples: pd.DataFrame) -> pd.DataFrame | None:
+    """The simulator oracle's (noise_type, is_noise, matched) aligned row by row with ``samples``
+    (columns sample_id, sample_ds); None when no day has an oracle (real logs).
+
+    Samples the oracle does not know get noise type ``'unknown'`` and count as clean.
+    """
+    parts = []
+    for day in days:
+        path = wh.oracle_path(day)
+        if path.exists():
+            o = pd.read_parquet(path, columns=["sample_id", "noise_type", "is_noise"])
+            parts.append(o.assign(sample_ds=day).drop_duplicates(["sample_id", "sample_ds"]))
+    if not parts:
+        return None
+    oracle = pd.concat(parts, ignore_index=True)
+    keys = samples[["sample_id", "sample_ds"]]
+    truth = keys.merge(oracle, on=["sample_id", "sample_ds"], how="left", validate="many_to_one")
+    truth["matched"] = truth["noise_type"].notna()
+    truth["noise_type"] = truth["noise_type"].fillna("unknown")
+    truth["is_noise"] = truth["is_noise"].fillna(False).astype(bool)
+    return truth
+
+
+def load_evalset(cfg: SieConfig, window: TrainingWindow, per_query: bool = False) -> EvalSet:
+    """The holdout (features from the window) and the window's held-out clicks.
+
+    Where the simulator's oracle exists, ``validation_noise`` marks the held-out clicks'
+    injected noise, so cells also report the clean-click metrics; ``per_query`` keeps each
+    holdout row's query text, so cells also report NDCG@10 per held-out query.
+    """
+    wh = Warehouse.from_config(cfg)
+    holdout = load_holdout(wh)
+    truth = oracle_truth(wh, window.days, window.validation_frame)
+    return EvalSet(
+        holdout=holdout_tensors(holdout, window.frame, cfg.train),
+        validation=window.validation,
+        validation_noise=None if truth is None else truth["is_noise"].to_numpy(dtype=np.bool_),
+        holdout_queries=holdout["query_text"].to_numpy(dtype=object) if per_query else None,
+    )

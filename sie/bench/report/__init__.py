@@ -4,11 +4,12 @@
 ``<warehouse>/reports/<run_id>/`` with ``report.md``, ``report.html``, ``summary.json``
 and PNG plots:
 
-* ``ndcg_vs_keep.png``: holdout NDCG@10 vs keep ratio per method, mean and 95% CI band
-  over seeds, and the paired difference to random at each ratio;
+* ``ndcg_vs_keep.png``: holdout NDCG@10 vs keep ratio, the 3 best methods in colour with
+  95% CI bands over seeds and the rest grey, and the paired difference to random at each ratio;
 * ``ndcg_panels.png``: the same, one panel per method against random and stratified;
-* ``click_vs_keep.png``: held-out click AUC / log loss vs keep ratio;
-* ``noise_roc.png``: noise-detection ROC curves (low importance = flagged as noise);
+* ``click_vs_keep.png``: held-out click AUC / log loss vs keep ratio, raw beside clean-click;
+* ``noise_roc.png``: noise-detection ROC curves (low importance = flagged as noise), all label
+  noise and one panel per noise type;
 * ``cost.png``: scoring cost per method relative to one training epoch;
 * ``score_dist.png``: score percentile distributions by noise type, per method.
 
@@ -18,7 +19,8 @@ The modules, in the order data flows through them:
   (keep-ratio curves, paired comparisons with random, noise, cost, ROC, run info);
 * :mod:`~sie.bench.report.tables`: the tables and sentences of the report;
 * :mod:`~sie.bench.report.plots`: the matplotlib plots;
-* :mod:`~sie.bench.report.render`: Markdown and HTML, and writing the report folder.
+* :mod:`~sie.bench.report.render`: Markdown and HTML, and writing the report folder;
+* :mod:`~sie.bench.report.no_oracle`: the oracle-free report on real logs (``sie report --no-oracle``).
 
 What the rows mean (metric, ``subset``, ``at``) is defined in :mod:`sie.bench.rows`.
 """

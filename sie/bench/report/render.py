@@ -13,10 +13,16 @@ import pandas as pd
 from sie.bench.report import plots
 from sie.bench.report.summary import BenchSummary, latest_run_id, load_results, summarise
 from sie.bench.report.tables import (
+    CLEAN_CLICK,
     METRIC_LABEL,
     best_text,
+    click_collapse_text,
+    click_table,
     comparison_table,
     cost_table,
+    epoch_seconds,
+    epoch_text,
+    has_metric,
     headline_table,
     md_table,
     noise_table,
@@ -29,7 +35,7 @@ from sie.store import Warehouse
 
 log = logging.getLogger(__name__)
 
-OTHER_METRICS = ("mrr", "click_auc", "click_logloss")
+OTHER_METRICS = ("mrr",)  # the click metrics have their own section (raw beside clean)
 # (image key, plot, file name), in the order they are drawn
 PLOTS = (
     ("ndcg", plots.plot_keep_curves, "ndcg_vs_keep.png"),
@@ -41,14 +47,17 @@ PLOTS = (
 )
 NOISE_NOTE = (
     "AUROC / AP of *low* importance against the oracle's `is_noise`; AUROC[type] compares that noise "
-    "type with clean (`none`) samples only (`duplicate` samples are clean after ingest, so ≈ 0.5 is "
-    "expected there)."
+    "type with clean (`none`) samples only. `duplicate` is shown apart, last: exact duplicate log lines "
+    "that a correct ingest drops, so the sample is clean, not in the noise total, and ≈ 0.5 is expected."
 )
 COST_NOTE = (
     "Scoring wall time of each method (the estimator's `score` call, after the model is trained) and "
     "that time divided by one plain training epoch over the same samples, timed in the same process just "
     "before and after the scoring. Methods that read the training dynamics (loss, el2n, forgetting, aum, "
     "tce, rce) cost ~0 here: their inputs are recorded during training at no extra forward pass."
+)
+CLICK_NOTE = (
+    "Mean over seeds; with clean-click rows each cell reads raw / clean (held-out clicks without the oracle's noise)."
 )
 
 
@@ -59,6 +68,16 @@ def _other_metrics(s: BenchSummary) -> list[tuple[str, pd.DataFrame]]:
         for metric in OTHER_METRICS
         if not s.curves[s.curves["metric"] == metric].empty
     ]
+
+
+def _click_tables(s: BenchSummary) -> list[tuple[str, pd.DataFrame]]:
+    """(title, table) per raw click metric, with the clean one beside it when present."""
+    out = []
+    for metric, clean in CLEAN_CLICK.items():
+        if has_metric(s, metric):
+            title = METRIC_LABEL[metric] + (f" / {METRIC_LABEL[clean]}" if has_metric(s, clean) else "")
+            out.append((title, click_table(s, metric)))
+    return out
 
 
 # ---- Markdown ------------------------------------------------------------------------
@@ -74,19 +93,23 @@ def report_markdown(s: BenchSummary, images: dict[str, str]) -> str:
     lines += image("ndcg", "NDCG@10 vs keep ratio")
     lines += image("panels", "NDCG@10 vs keep ratio, one panel per method")
     lines += ["## Paired comparison with random (NDCG@10)", "", md_table(comparison_table(s)), ""]
-    lines += ["## Other metrics (mean over seeds)", ""]
-    for label, table in _other_metrics(s):
-        lines += [f"### {label}", "", md_table(table), ""]
+    lines += ["## Held-out clicks (raw and clean)", ""]
+    lines += [p + "\n" for p in click_collapse_text(s)]
+    for title, table in _click_tables(s):
+        lines += [f"### {title}", "", CLICK_NOTE, "", md_table(table), ""]
     lines += image("click", "click metrics vs keep ratio")
     lines += ["## Noise detection (oracle)", ""]
     if s.noise.empty:
         lines += ["No oracle for this dataset: noise detection not measured.", ""]
     else:
         lines += [NOISE_NOTE, "", md_table(noise_table(s)), ""]
-        lines += image("roc", "noise ROC")
+        lines += image("roc", "noise ROC per noise type")
         lines += image("dist", "score distributions by noise type")
-    lines += ["## Cost", "", COST_NOTE, "", md_table(cost_table(s)), ""]
+    lines += ["## Cost", "", COST_NOTE + " " + _sentence(epoch_text(s)), "", md_table(cost_table(s)), ""]
     lines += image("cost", "cost")
+    lines += ["## Other metrics (mean over seeds)", ""]
+    for label, table in _other_metrics(s):
+        lines += [f"### {label}", "", md_table(table), ""]
     lines += [
         "## Rebuild",
         "",
@@ -95,6 +118,10 @@ def report_markdown(s: BenchSummary, images: dict[str, str]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _sentence(text: str) -> str:
+    return text[0].upper() + text[1:] + "."
 
 
 def _md_headline(s: BenchSummary) -> list[str]:
@@ -124,9 +151,21 @@ def _md_headline(s: BenchSummary) -> list[str]:
 # ---- HTML ------------------------------------------------------------------------------
 
 _STYLE = (
-    "<style>body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
-    "table.t{border-collapse:collapse;font-size:13px}table.t td,table.t th{border:1px solid #ccc;padding:3px 7px;"
-    "text-align:right}table.t td:first-child{text-align:left}</style></head><body>"
+    "<style>body{font-family:sans-serif;max-width:1250px;margin:1.5em auto;padding:0 1em;color:#222;"
+    "line-height:1.4}table.t{border-collapse:collapse;font-size:13px;margin:.5em 0}table.t td,table.t th{"
+    "border:1px solid #ccc;padding:3px 7px;text-align:right}table.t td:first-child{text-align:left}"
+    "table.t tr:nth-child(even){background:#f6f8fa}nav a{margin-right:1em}figure{margin:1em 0}"
+    "figcaption{font-size:13px;color:#555}img{max-width:100%;border:1px solid #eee}"
+    ".note{background:#fff8e1;border-left:4px solid #f0b400;padding:.5em 1em;margin:1em 0}"
+    "details summary{cursor:pointer;font-weight:bold;margin:.5em 0}</style></head><body>"
+)
+_SECTIONS = (
+    ("glance", "At a glance"),
+    ("curves", "Keep-ratio curves"),
+    ("clicks", "Held-out clicks"),
+    ("noise", "Noise detection"),
+    ("cost", "Cost"),
+    ("more", "More tables"),
 )
 
 
@@ -137,64 +176,111 @@ def _html_table(frame: pd.DataFrame) -> str:
 
 
 def _md_inline(text: str) -> str:
-    """Escape ``text`` and render its Markdown **bold** and `code` spans."""
+    """Escape ``text`` and render its Markdown **bold**, *italic* and `code` spans."""
     t = html.escape(text)
     t = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", t)
+    t = re.sub(r"\*(.+?)\*", r"<i>\1</i>", t)
     return re.sub(r"`(.+?)`", r"<code>\1</code>", t)
 
 
 def report_html(s: BenchSummary, images: dict[str, str]) -> str:
-    """The report as one HTML page (same tables as the Markdown, shorter notes)."""
+    """The report as one HTML page: headline table first, then one figure per question, tables folded."""
     esc = html.escape
 
-    def img(key: str, alt: str) -> str:
-        return f'<p><img src="{esc(images[key])}" alt="{esc(alt)}" style="max-width:100%"></p>' if key in images else ""
+    def fig(key: str, caption: str) -> str:
+        if key not in images:
+            return ""
+        return (
+            f'<figure><img src="{esc(images[key])}" alt="{esc(caption)}">'
+            f"<figcaption>{_md_inline(caption)}</figcaption></figure>"
+        )
+
+    def h2(key: str) -> str:
+        return f'<h2 id="{key}">{dict(_SECTIONS)[key]}</h2>'
 
     parts = _html_headline(s)
     parts += [
-        img("ndcg", "NDCG@10 vs keep ratio"),
-        img("panels", "NDCG@10 vs keep ratio per method"),
-        "<h2>Paired comparison with random</h2>",
+        h2("curves"),
+        fig(
+            "ndcg",
+            "NDCG@10 vs keep ratio: the best methods in colour with CI bands, the rest grey; right: "
+            "paired difference to random.",
+        ),
+        fig("panels", "Every method in its own panel against random (dashed) and stratified (dotted), best first."),
+        "<details><summary>Paired comparison with random (NDCG@10), every method and keep ratio</summary>",
         _html_table(comparison_table(s)),
-        "<h2>Other metrics</h2>",
+        "</details>",
+        h2("clicks"),
+    ]
+    collapse = click_collapse_text(s)
+    if collapse:
+        parts.append('<div class="note"><b>Why the best noise detectors look worse on held-out clicks.</b>')
+        parts += [f"<p>{_md_inline(p)}</p>" for p in collapse]
+        parts.append("</div>")
+    for title, table in _click_tables(s):
+        parts += [f"<h3>{esc(title)}</h3>", f"<p>{_md_inline(CLICK_NOTE)}</p>", _html_table(table)]
+    parts += [fig("click", "Held-out click metrics vs keep ratio (raw; clean beside it when measured)."), h2("noise")]
+    if s.noise.empty:
+        parts.append("<p>No oracle for this dataset: noise detection not measured.</p>")
+    else:
+        parts += [
+            f"<p>{_md_inline(NOISE_NOTE)}</p>",
+            _html_table(noise_table(s)),
+            fig("roc", "ROC of low importance as a noise detector: all label noise, then per noise type."),
+            fig("dist", "Score percentile by noise type, per method."),
+        ]
+    parts += [
+        h2("cost"),
+        f"<p>{_md_inline(COST_NOTE + ' ' + _sentence(epoch_text(s)))}</p>",
+        _html_table(cost_table(s)),
+        fig("cost", "Scoring cost per method in training epochs (log scale)."),
+        h2("more"),
     ]
     for label, table in _other_metrics(s):
-        parts += [f"<h3>{label}</h3>", _html_table(table)]
-    parts += [img("click", "click metrics"), "<h2>Noise detection</h2>"]
-    parts += (
-        ["<p>No oracle: not measured.</p>"]
-        if s.noise.empty
-        else [_html_table(noise_table(s)), img("roc", "noise ROC"), img("dist", "score distributions")]
-    )
-    parts += [
-        "<h2>Cost</h2>",
-        _html_table(cost_table(s)),
-        img("cost", "cost"),
-        f"<p>Rebuild: <code>sie report --run-id {esc(s.run_id)}</code></p></body></html>",
-    ]
+        parts += [f"<h3>{esc(label)}</h3>", _html_table(table)]
+    parts.append(f"<p>Rebuild: <code>sie report --run-id {esc(s.run_id)}</code></p></body></html>")
     return "\n".join(p for p in parts if p)
 
 
 def _html_headline(s: BenchSummary) -> list[str]:
     esc = html.escape
-    sig = significance_sentences(s)
+    nav = " ".join(f'<a href="#{k}">{v}</a>' for k, v in _SECTIONS)
     return [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>SIE benchmark {esc(s.run_id)}</title>",
         _STYLE,
         f"<h1>Benchmark report: <code>{esc(s.run_id)}</code></h1>",
+        f"<nav>{nav}</nav>",
         f"<p>{_md_inline(scale_text(s))}</p>",
         f"<p>Grid: methods {esc(', '.join(s.methods))}; baselines {esc(', '.join(s.baselines))}; keep ratios "
         f"{esc(', '.join(f'{r:g}' for r in s.ratios))}; seeds {esc(', '.join(map(str, s.seeds)))}.</p>",
-        f"<h2>Holdout NDCG@10 (mean ± {s.confidence:.0%} CI over seeds)</h2>",
+        h2_glance(s),
         f"<p>▲/▼: significantly better/worse than random (paired t over seeds, p &lt; {s.alpha:g}); † also after "
-        "Holm correction. Keep ratio 1 = full data.</p>",
+        "Holm correction. Keep ratio 1 = full data. Noise AUROC / AP: low importance as a detector of the "
+        "oracle's label noise (0.5 = chance). Cost: scoring time in training epochs.</p>",
         _html_table(headline_table(s)),
-        "<h3>Significant differences from random</h3><ul>",
-        *([f"<li>{_md_inline(x)}</li>" for x in sig] or [f"<li>none at p &lt; {s.alpha:g}</li>"]),
-        "</ul>",
+        *_html_significance(s),
         f"<p>{esc(best_text(s))}</p>",
     ]
+
+
+def _html_significance(s: BenchSummary) -> list[str]:
+    """The differences that survive Holm in view; every raw-p difference folded below them."""
+    sig = significance_sentences(s)
+    holm = [x for x in sig if "also after Holm" in x]
+    items = [f"<li>{_md_inline(x)}</li>" for x in holm] or [f"<li>none after Holm correction (p &lt; {s.alpha:g})</li>"]
+    return [
+        "<h3>Significant differences from random (NDCG@10), after Holm correction</h3><ul>",
+        *items,
+        "</ul>",
+        f"<details><summary>All {len(sig)} differences at raw p &lt; {s.alpha:g} (paired t, before Holm)</summary><ul>",
+        *[f"<li>{_md_inline(x)}</li>" for x in sig],
+        "</ul></details>",
+    ]
+
+
+def h2_glance(s: BenchSummary) -> str:
+    return f'<h2 id="glance">At a glance: holdout NDCG@10 (mean ± {s.confidence:.0%} CI over seeds)</h2>'
 
 
 # ---- the report folder --------------------------------------------------------------------
@@ -215,6 +301,8 @@ def summary_json(s: BenchSummary) -> dict:
         "comparisons": _records(s.comparisons),
         "noise": noise,
         "cost": _records(s.cost),
+        "epoch_seconds": epoch_seconds(s)[0],
+        "click_collapse": click_collapse_text(s),
         "run": {**s.run, "settings": s.settings, "n_samples": s.noise_counts},
     }
 

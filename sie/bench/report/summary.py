@@ -19,7 +19,8 @@ from sie.config import SieConfig
 from sie.selection.grid import BASELINES
 from sie.store import Warehouse
 
-CELL_METRICS = ("ndcg_at_10", "mrr", "click_auc", "click_logloss")
+# clean_click_*: the held-out clicks with the oracle's label noise removed (only runs with an oracle)
+CELL_METRICS = ("ndcg_at_10", "mrr", "click_auc", "click_logloss", "clean_click_auc", "clean_click_logloss")
 COST_METRICS = ("score_seconds", "samples_per_second", "reference_epoch_seconds", "cost_vs_epoch")
 NOISE_METRICS = ("noise_auroc", "noise_ap")
 
@@ -70,11 +71,12 @@ class BenchSummary:
     noise: pd.DataFrame  # method, noise_auroc, noise_ap
     noise_by_type: pd.DataFrame  # method, then one column per noise type: AUROC of that type vs clean
     cost: pd.DataFrame  # method, score_seconds, samples_per_second, reference_epoch_seconds, cost_vs_epoch
-    roc: pd.DataFrame  # method, fpr, tpr
+    roc: pd.DataFrame  # method, fpr, tpr (all matched samples)
     dist: pd.DataFrame  # method, noise_type, metric (score_pct_mean / score_pct_quantile), at, value
     confidence: float = 0.95
     alpha: float = 0.05
     notes: list[str] = field(default_factory=list)
+    roc_by_type: pd.DataFrame = field(default_factory=pd.DataFrame)  # method, noise_type, fpr, tpr
 
 
 def summarise(results: pd.DataFrame, confidence: float = 0.95, alpha: float = 0.05) -> BenchSummary:
@@ -111,6 +113,7 @@ def summarise(results: pd.DataFrame, confidence: float = 0.95, alpha: float = 0.
         dist=score_distributions(other),
         confidence=confidence,
         alpha=alpha,
+        roc_by_type=roc_by_type_frame(other),
     )
 
 
@@ -226,6 +229,19 @@ def roc_frame(other: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(
         {"method": roc["method"].to_numpy(), "fpr": roc["at"].to_numpy(), "tpr": roc["value"].to_numpy()}
     ).sort_values(["method", "fpr"])
+
+
+def roc_by_type_frame(other: pd.DataFrame) -> pd.DataFrame:
+    """ROC points of each noise type against clean samples: method, noise_type, fpr, tpr (empty if not written)."""
+    roc = other[(other["metric"] == "noise_roc_tpr") & other["subset"].notna()]
+    return pd.DataFrame(
+        {
+            "method": roc["method"].to_numpy(),
+            "noise_type": roc["subset"].astype(str).to_numpy(),
+            "fpr": roc["at"].to_numpy(dtype=np.float64),
+            "tpr": roc["value"].to_numpy(dtype=np.float64),
+        }
+    ).sort_values(["method", "noise_type", "fpr"], ignore_index=True)
 
 
 def score_distributions(other: pd.DataFrame) -> pd.DataFrame:
