@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sie.bench.report.tables import md_table
+from sie.bench.report.tables import md_inline, md_table
 from sie.config import SieConfig
 from sie.ds import Ds
 from sie.files import atomic_path, write_json_atomic, write_text_atomic
@@ -279,15 +279,6 @@ def report_markdown(s: OracleFreeSummary, images: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-def _inline(text: str) -> str:
-    import re
-
-    t = html.escape(text)
-    t = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", t)
-    t = re.sub(r"\*(.+?)\*", r"<i>\1</i>", t)
-    return re.sub(r"`(.+?)`", r"<code>\1</code>", t)
-
-
 def report_html(s: OracleFreeSummary, images: dict[str, str]) -> str:
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
@@ -300,9 +291,9 @@ def report_html(s: OracleFreeSummary, images: dict[str, str]) -> str:
     for title, paragraphs, table, image in sections(s):
         parts.append(f"<h2>{html.escape(title)}</h2>")
         bullets = [p[2:] for p in paragraphs if p.startswith("- ")]
-        parts += [f"<p>{_inline(p)}</p>" for p in paragraphs if not p.startswith("- ")]
+        parts += [f"<p>{md_inline(p)}</p>" for p in paragraphs if not p.startswith("- ")]
         if bullets:
-            parts.append("<ul>" + "".join(f"<li>{_inline(b)}</li>" for b in bullets) + "</ul>")
+            parts.append("<ul>" + "".join(f"<li>{md_inline(b)}</li>" for b in bullets) + "</ul>")
         if table is not None:
             parts.append(table.to_html(index=False, border=0) if not table.empty else "<p><em>(none)</em></p>")
         if image in images:

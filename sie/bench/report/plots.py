@@ -117,20 +117,35 @@ def _curve(ax, c: pd.DataFrame, color: str, ls: str, label: str | None, band: fl
         ax.fill_between(c["keep_ratio"], c["mean"] - ci, c["mean"] + ci, color=color, alpha=band)
 
 
-def _draw_mean_curves(s: BenchSummary, ax, curves: pd.DataFrame, top: list[str], st: dict, metric: str) -> None:
+def _draw_curves(
+    s: BenchSummary,
+    ax,
+    curves: pd.DataFrame,
+    top: list[str],
+    st: dict,
+    baseline_lw: float,
+    top_lw: float,
+    top_alpha: float,
+) -> None:
+    """One metric's keep-ratio curves: other methods in grey, baselines dashed, ``top`` in colour with
+    CI bands, full data as a dotted line."""
+
     def of(m: str) -> pd.DataFrame:
         return curves[curves["method"] == m].sort_values("keep_ratio")
 
-    others = [m for m in s.methods if m not in top]
-    for n, m in enumerate(others):
+    for n, m in enumerate(m for m in s.methods if m not in top):
         _curve(ax, of(m), GREY, "-", "other methods" if n == 0 else None, 0.0, 0.8)
     for m in [b for b in s.baselines if b != "full"]:
-        _curve(ax, of(m), st[m][0], "--", m, 0.12 if m == "random" else 0.0, 1.6, st[m][1])
+        _curve(ax, of(m), st[m][0], "--", m, 0.12 if m == "random" else 0.0, baseline_lw, st[m][1])
     for m in top:
-        _curve(ax, of(m), st[m][0], "-", m, 0.10, 1.8, st[m][1])
+        _curve(ax, of(m), st[m][0], "-", m, top_alpha, top_lw, st[m][1])
     full = curves[curves["method"] == "full"]
     if not full.empty:
         ax.axhline(full.iloc[0]["mean"], color="k", lw=0.8, ls=":", label="full data")
+
+
+def _draw_mean_curves(s: BenchSummary, ax, curves: pd.DataFrame, top: list[str], st: dict, metric: str) -> None:
+    _draw_curves(s, ax, curves, top, st, baseline_lw=1.6, top_lw=1.8, top_alpha=0.10)
     ax.set_xlabel("keep ratio (fraction of training samples kept)")
     ax.set_ylabel(f"holdout {METRIC_LABEL.get(metric, metric)}")
     ax.set_title(
@@ -249,19 +264,7 @@ def plot_click_curves(s: BenchSummary, path: Path) -> Path | None:
     for row, metrics in zip(axes, columns):
         for ax, metric in zip(row, metrics):
             curves = s.curves[s.curves["metric"] == metric]
-
-            def of(m: str, curves=curves) -> pd.DataFrame:
-                return curves[curves["method"] == m].sort_values("keep_ratio")
-
-            for n, m in enumerate(m for m in s.methods if m not in top):
-                _curve(ax, of(m), GREY, "-", "other methods" if n == 0 else None, 0.0, 0.8)
-            for m in [b for b in s.baselines if b != "full"]:
-                _curve(ax, of(m), st[m][0], "--", m, 0.12 if m == "random" else 0.0, 1.4, st[m][1])
-            for m in top:
-                _curve(ax, of(m), st[m][0], "-", m, 0.12, 1.6, st[m][1])
-            full = curves[curves["method"] == "full"]
-            if not full.empty:
-                ax.axhline(full.iloc[0]["mean"], color="k", lw=0.8, ls=":", label="full data")
+            _draw_curves(s, ax, curves, top, st, baseline_lw=1.4, top_lw=1.6, top_alpha=0.12)
             kind = "clean clicks (oracle noise removed)" if metric in CLEAN_CLICK.values() else "raw held-out clicks"
             ax.set_title(f"{METRIC_LABEL[metric]}: {kind}", fontsize=10)
             ax.set_xlabel("keep ratio")

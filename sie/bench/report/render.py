@@ -5,7 +5,6 @@ from __future__ import annotations
 import html
 import json
 import logging
-import re
 from pathlib import Path
 
 import pandas as pd
@@ -24,6 +23,7 @@ from sie.bench.report.tables import (
     epoch_text,
     has_metric,
     headline_table,
+    md_inline,
     md_table,
     noise_table,
     scale_text,
@@ -175,14 +175,6 @@ def _html_table(frame: pd.DataFrame) -> str:
     return frame.to_html(index=False, escape=True, border=0, classes="t")
 
 
-def _md_inline(text: str) -> str:
-    """Escape ``text`` and render its Markdown **bold**, *italic* and `code` spans."""
-    t = html.escape(text)
-    t = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", t)
-    t = re.sub(r"\*(.+?)\*", r"<i>\1</i>", t)
-    return re.sub(r"`(.+?)`", r"<code>\1</code>", t)
-
-
 def report_html(s: BenchSummary, images: dict[str, str]) -> str:
     """The report as one HTML page: headline table first, then one figure per question, tables folded."""
     esc = html.escape
@@ -192,7 +184,7 @@ def report_html(s: BenchSummary, images: dict[str, str]) -> str:
             return ""
         return (
             f'<figure><img src="{esc(images[key])}" alt="{esc(caption)}">'
-            f"<figcaption>{_md_inline(caption)}</figcaption></figure>"
+            f"<figcaption>{md_inline(caption)}</figcaption></figure>"
         )
 
     def h2(key: str) -> str:
@@ -215,23 +207,23 @@ def report_html(s: BenchSummary, images: dict[str, str]) -> str:
     collapse = click_collapse_text(s)
     if collapse:
         parts.append('<div class="note"><b>Why the best noise detectors look worse on held-out clicks.</b>')
-        parts += [f"<p>{_md_inline(p)}</p>" for p in collapse]
+        parts += [f"<p>{md_inline(p)}</p>" for p in collapse]
         parts.append("</div>")
     for title, table in _click_tables(s):
-        parts += [f"<h3>{esc(title)}</h3>", f"<p>{_md_inline(CLICK_NOTE)}</p>", _html_table(table)]
+        parts += [f"<h3>{esc(title)}</h3>", f"<p>{md_inline(CLICK_NOTE)}</p>", _html_table(table)]
     parts += [fig("click", "Held-out click metrics vs keep ratio (raw; clean beside it when measured)."), h2("noise")]
     if s.noise.empty:
         parts.append("<p>No oracle for this dataset: noise detection not measured.</p>")
     else:
         parts += [
-            f"<p>{_md_inline(NOISE_NOTE)}</p>",
+            f"<p>{md_inline(NOISE_NOTE)}</p>",
             _html_table(noise_table(s)),
             fig("roc", "ROC of low importance as a noise detector: all label noise, then per noise type."),
             fig("dist", "Score percentile by noise type, per method."),
         ]
     parts += [
         h2("cost"),
-        f"<p>{_md_inline(COST_NOTE + ' ' + _sentence(epoch_text(s)))}</p>",
+        f"<p>{md_inline(COST_NOTE + ' ' + _sentence(epoch_text(s)))}</p>",
         _html_table(cost_table(s)),
         fig("cost", "Scoring cost per method in training epochs (log scale)."),
         h2("more"),
@@ -251,7 +243,7 @@ def _html_headline(s: BenchSummary) -> list[str]:
         _STYLE,
         f"<h1>Benchmark report: <code>{esc(s.run_id)}</code></h1>",
         f"<nav>{nav}</nav>",
-        f"<p>{_md_inline(scale_text(s))}</p>",
+        f"<p>{md_inline(scale_text(s))}</p>",
         f"<p>Grid: methods {esc(', '.join(s.methods))}; baselines {esc(', '.join(s.baselines))}; keep ratios "
         f"{esc(', '.join(f'{r:g}' for r in s.ratios))}; seeds {esc(', '.join(map(str, s.seeds)))}.</p>",
         h2_glance(s),
@@ -268,13 +260,13 @@ def _html_significance(s: BenchSummary) -> list[str]:
     """The differences that survive Holm in view; every raw-p difference folded below them."""
     sig = significance_sentences(s)
     holm = [x for x in sig if "also after Holm" in x]
-    items = [f"<li>{_md_inline(x)}</li>" for x in holm] or [f"<li>none after Holm correction (p &lt; {s.alpha:g})</li>"]
+    items = [f"<li>{md_inline(x)}</li>" for x in holm] or [f"<li>none after Holm correction (p &lt; {s.alpha:g})</li>"]
     return [
         "<h3>Significant differences from random (NDCG@10), after Holm correction</h3><ul>",
         *items,
         "</ul>",
         f"<details><summary>All {len(sig)} differences at raw p &lt; {s.alpha:g} (paired t, before Holm)</summary><ul>",
-        *[f"<li>{_md_inline(x)}</li>" for x in sig],
+        *[f"<li>{md_inline(x)}</li>" for x in sig],
         "</ul></details>",
     ]
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import html
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -131,6 +134,14 @@ def cost_table(s: BenchSummary) -> pd.DataFrame:
             "× one training epoch": c["cost_vs_epoch"].map(lambda v: _fmt(v, 3)),
         }
     )
+
+
+def md_inline(text: str) -> str:
+    """Escape ``text`` for HTML and render its Markdown **bold**, *italic* and `code` spans."""
+    t = html.escape(text)
+    t = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", t)
+    t = re.sub(r"\*(.+?)\*", r"<i>\1</i>", t)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", t)
 
 
 def md_table(frame: pd.DataFrame) -> str:
