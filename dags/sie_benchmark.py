@@ -15,8 +15,12 @@ NDCG@10, MRR and held-out click AUC / log loss. `publish` writes every row to
 Resumable: finished days, the model, scored methods and cells are kept under
 `<warehouse>/bench/<run_id>/`; a rerun with the same params skips them.
 
+Replication: `world_seeds`, `model_seeds` and `folds` (query k-fold) make the run a set of
+sub-runs (one per world seed x scoring-model seed x fold); every task then works through
+the sub-runs in turn, `publish` also publishes the pooled run and `report` reports it.
+
 Params: `dataset`, `days`, `start`, `methods`, `keep_ratios`, `seeds`, `baselines`,
-`run_id`, `model` (the ranker: `sie.config.TrainConfig` overrides such as
+`run_id`, `world_seeds`, `model_seeds`, `folds`, `model` (the ranker: `sie.config.TrainConfig` overrides such as
 `{"epochs": 4, "hidden_dim": 64}`), and `config` (nested overrides of
 `sie.config.SieConfig`, e.g. the world: `{"simulate": {"bot_rate": 0.15}}`).
 Defaults come from `sie.config.BenchConfig` (the grid: `bench.grid`). See docs/BENCHMARKS.md.
@@ -65,6 +69,18 @@ BENCHMARK_RESULTS = Asset(uri=uri("benchmark_results"), name="benchmark_results"
         "run_id": Param(
             None, type=["null", "string"], description="Default: bench-<dataset>-<hash of the data/model settings>."
         ),
+        "world_seeds": Param(
+            None, type=["null", "array", "string"], description="World seeds: one sub-run each (replication)."
+        ),
+        "model_seeds": Param(
+            None, type=["null", "array", "string"], description="Scoring-model seeds: one sub-run each (replication)."
+        ),
+        "folds": Param(
+            None,
+            type=["null", "integer"],
+            minimum=0,
+            description="Query k-fold: every judged query held out in exactly one of k sub-runs (0: the fixed holdout).",
+        ),
         "model": Param(
             {},
             type="object",
@@ -81,9 +97,9 @@ BENCHMARK_RESULTS = Asset(uri=uri("benchmark_results"), name="benchmark_results"
 def sie_benchmark():
     @task
     def plan(params=None) -> dict:
-        from sie.bench import params_run
+        from sie.bench import params_plan
 
-        return params_run(params).plan()
+        return params_plan(params)
 
     @task
     def list_methods(planned: dict) -> list[str]:
@@ -94,36 +110,36 @@ def sie_benchmark():
         return planned["cells"]
 
     @task
-    def prepare(bench_run: str, params=None) -> dict:
-        from sie.bench import params_run, runner
+    def prepare(bench_run: str, params=None) -> list[dict]:
+        from sie.bench import params_runs, runner
 
-        return runner.prepare(params_run(params))
+        return [runner.prepare(run) for run in params_runs(params)]
 
     @task
-    def train(bench_run: str, params=None) -> dict:
-        from sie.bench import params_run, runner
+    def train(bench_run: str, params=None) -> list[dict]:
+        from sie.bench import params_runs, runner
 
-        meta = runner.train(params_run(params))
-        return {k: meta[k] for k in ("n_train", "n_validation", "train_seconds", "epochs") if k in meta}
+        metas = [runner.train(run) for run in params_runs(params)]
+        return [{k: m[k] for k in ("n_train", "n_validation", "train_seconds", "epochs") if k in m} for m in metas]
 
     @task(max_active_tis_per_dagrun=2)
-    def score(method: str, params=None) -> dict:
-        from sie.bench import params_run, runner
+    def score(method: str, params=None) -> list[dict]:
+        from sie.bench import params_runs, runner
 
-        return runner.score(params_run(params), method)
+        return [runner.score(run, method) for run in params_runs(params)]
 
     @task(max_active_tis_per_dagrun=4)
-    def cell(cell: dict, params=None) -> dict:
-        from sie.bench import params_run, runner
+    def cell(cell: dict, params=None) -> list[dict]:
+        from sie.bench import params_runs, runner
         from sie.selection.grid import Cell
 
-        return runner.run_cell(params_run(params), Cell(**cell))
+        return [runner.run_cell(run, Cell(**cell)) for run in params_runs(params)]
 
     @task(outlets=[BENCHMARK_RESULTS])
     def publish(bench_run: str, params=None) -> dict:
-        from sie.bench import params_run, runner
+        from sie.bench import params_publish
 
-        return runner.assemble(params_run(params))
+        return params_publish(params)
 
     @task
     def report(bench_run: str, params=None) -> str:

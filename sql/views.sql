@@ -14,6 +14,9 @@ SELECT run_id, dataset, ds, method, keep_ratio, seed,
        max(CASE WHEN metric = 'mrr' THEN value END)           AS mrr,
        max(CASE WHEN metric = 'click_auc' THEN value END)     AS click_auc,
        max(CASE WHEN metric = 'click_logloss' THEN value END) AS click_logloss,
+       -- the held-out clicks with the oracle's noise removed (synthetic and ESCI worlds only)
+       max(CASE WHEN metric = 'clean_click_auc' THEN value END)     AS clean_click_auc,
+       max(CASE WHEN metric = 'clean_click_logloss' THEN value END) AS clean_click_logloss,
        max(n_train) AS n_train, max(train_seconds) AS train_seconds, max(score_seconds) AS score_seconds
 FROM benchmark_results
 GROUP BY ALL;

@@ -118,10 +118,10 @@ def _run_rows(truth: pd.DataFrame) -> list[dict]:
     )
 
 
-def results_frame(epochs: tuple[float, ...] = (2.0, 2.0)) -> pd.DataFrame:
+def results_frame(epochs: tuple[float, ...] = (2.0, 2.0), extra: tuple[dict, ...] = ()) -> pd.DataFrame:
     """A run's rows as runner.assemble publishes them (the scoring model's epoch: 8 s / 4 epochs = 2 s)."""
     truth = fake_truth()
-    frame = rows.rows_frame(_run_rows(truth) + _method_rows(truth, epochs) + _cells())
+    frame = rows.rows_frame(_run_rows(truth) + _method_rows(truth, epochs) + _cells() + list(extra))
     frame["dataset"] = "synthetic"
     frame["ds"] = "2026-11-02"
     frame["created_at"] = datetime(2026, 11, 3, tzinfo=UTC)
@@ -258,6 +258,44 @@ def test_build_report_writes_the_folder(cfg, caplog):
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["run"]["settings"]["train.epochs"] == 4
     assert set(summary["noise"][0]["noise_auroc_by_type"]) == {"bot", "duplicate", "label_flip"}
+
+
+def _replicated_frame() -> pd.DataFrame:
+    """results_frame() as a 3-world replicated run publishes it: the replicate rows and per-query power rows
+    (`loss` is 0.02 above random on every one of 30 queries but one, at both keep ratios)."""
+    queries = [
+        {"world_seed": w, "model_seed": 0, "fold": -1, "keep_ratio": r, "seed": 0, "subset": f"q{q}"}
+        | {"method": m, "value": 0.5 + 0.01 * (q % 7) + (0.02 * (q != 3) if m == "loss" else 0.0)}
+        for w in (7, 8, 9)
+        for r in RATIOS
+        for q in range(30)
+        for m in ("random", "loss")
+    ]
+    extra = rows.replicate_rows([(7, 0), (8, 0), (9, 0)], folds=0) + rows.power_rows(pd.DataFrame(queries), 0.05, 0.8)
+    return results_frame(extra=tuple(extra)).assign(run_id=RUN_ID)
+
+
+def test_report_says_what_the_cis_run_over_and_shows_the_mde():
+    from sie.bench.report.render import report_html, report_markdown
+
+    plain = summarise(results_frame().assign(run_id=RUN_ID))
+    assert plain.ci_unit == "seeds" and plain.power.empty and plain.replicates == []
+    text = report_markdown(plain, {})
+    assert "CI over seeds" in text and "MDE" not in text and "Replicated run" not in text
+
+    s = summarise(_replicated_frame())
+    assert s.replicates == [(7, 0), (8, 0), (9, 0)] and s.ci_unit == "worlds"
+    power = s.power.set_index(["method", "keep_ratio"])
+    assert sorted(power.index) == [("loss", 0.3), ("loss", 0.6)]
+    diffs = np.full(30, 0.02)
+    diffs[3] = 0.0
+    mde = 2.8 * diffs.std(ddof=1) / np.sqrt(30)  # (z_0.975 + z_0.8) · sd / √n, the normal approximation
+    assert power.loc[("loss", 0.3), "diff"] == pytest.approx(diffs.mean())
+    assert power.loc[("loss", 0.3), "mde"] == pytest.approx(mde, rel=0.05)
+    for page in (report_markdown(s, {}), report_html(s, {})):
+        assert "CI over worlds" in page and "CI over seeds" not in page
+        assert "world seed 8, scoring-model seed 0" in page and "30 distinct held-out queries" in page
+        assert "MDE" in page and f"{power.loc[('loss', 0.6), 'mde']:.4f}" in page
 
 
 # ---- the HTML page in a real browser ---------------------------------------------------------------

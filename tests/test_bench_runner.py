@@ -316,3 +316,34 @@ def test_replication_over_world_seeds(bench_cfg):
     assert comparison["n"] == 3
     clicks = pooled[pooled["keep_ratio"] == 0.5].pivot_table(index=["method", "seed"], columns="metric", values="value")
     assert (clicks["clean_click_auc"] != clicks["click_auc"]).all()
+
+
+def test_dag_params_with_world_seeds_run_every_sub_run_and_publish_the_pooled_run(bench_cfg):
+    """What the sie_benchmark DAG's tasks call (sie.bench.params_*): replication params are passed
+    through; plan / prepare / train / score / cell work through every sub-run, publish pools them."""
+    from sie.bench import params_plan, params_publish, params_runs, runner
+    from sie.bench.report import load_results
+    from sie.bench.run import resolve_replicated
+    from sie.selection.grid import Cell
+
+    params = {"world_seeds": [7, 8], "config": _replicated_cfg(bench_cfg).to_dict()}
+    rep = resolve_replicated(_replicated_cfg(bench_cfg, world_seeds=[7, 8]))
+    runs = params_runs(params)
+    assert [run.run_id for run in runs] == [run.run_id for _, run in rep.runs]
+    plan = params_plan(params)
+    assert plan["run_id"] == rep.run_id and plan["sub_runs"] == [run.run_id for run in runs]
+    for run in runs:
+        _land(run)
+        runner.prepare(run)
+        runner.train(run)
+    for method in plan["methods"]:  # one mapped task each, each working through the sub-runs
+        [runner.score(run, method) for run in params_runs(params)]
+    for cell in plan["cells"]:
+        [runner.run_cell(run, Cell(**cell)) for run in params_runs(params)]
+    out = params_publish(params)
+    assert out["run_id"] == rep.run_id and out["sub_run_ids"] == plan["sub_runs"]
+    pooled = load_results(bench_cfg, rep.run_id)
+    worlds = pooled[pooled["metric"] == "replicate_world_seed"].set_index("subset")["value"]
+    assert worlds.to_dict() == {"0": 7, "1": 8}
+    for run in runs:  # every sub-run published on its own too
+        assert len(load_results(bench_cfg, run.run_id)) > 0

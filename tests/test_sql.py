@@ -174,3 +174,20 @@ def test_sql_as_of_a_version_or_a_time_and_history(warehouse):
     assert vacuum.returncode == 0 and "importance_scores: deleted 0 files (retention 1 h)" in vacuum.stdout
     too_short = subprocess.run([SIE, *w, "vacuum", "--retention-hours", "0"], capture_output=True, text=True)
     assert too_short.returncode == 1 and "store.retention_hours" in too_short.stderr
+
+
+def test_benchmark_wide_view_has_the_raw_and_the_clean_click_metrics(cfg):
+    """`benchmark_wide` (sql/views.sql) turns each cell's metric rows into columns, the clean-click ones included."""
+    import pandas as pd
+
+    from sie.bench.rows import rows_frame
+    from sie.sql import query
+
+    metrics = {"ndcg_at_10": 0.4, "click_auc": 0.43, "click_logloss": 2.6, "clean_click_auc": 0.51}
+    rows = [{"method": "loss", "keep_ratio": 0.1, "seed": 0, "metric": m, "value": v} for m, v in metrics.items()]
+    table = pa.Table.from_pandas(rows_frame(rows).assign(dataset="synthetic", ds="2026-11-01"), preserve_index=False)
+    Warehouse.from_config(cfg).write_partition("benchmark_results", {"run_id": "bench-x"}, table)
+    wide = query(cfg, "SELECT * FROM benchmark_wide").to_dict("records")
+    assert len(wide) == 1
+    assert {k: wide[0][k] for k in metrics} == metrics
+    assert pd.isna(wide[0]["clean_click_logloss"])  # a metric the cell did not record stays null

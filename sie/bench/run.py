@@ -209,7 +209,7 @@ def resolve(cfg: SieConfig) -> BenchRun:
     if is_replicated(cfg):
         raise ValueError(
             "bench.world_seeds / bench.model_seeds / bench.folds describe several runs: "
-            "use `sie bench` (sie.bench.runner.run_benchmark); the sie_benchmark DAG runs one"
+            "use `sie bench` (sie.bench.runner.run_benchmark) or the sie_benchmark DAG (sie.bench.params_runs)"
         )
     if b.dataset not in DATASETS:
         raise ValueError(f"bench.dataset must be one of {DATASETS}, got {b.dataset!r}")

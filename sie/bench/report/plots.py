@@ -149,7 +149,7 @@ def _draw_mean_curves(s: BenchSummary, ax, curves: pd.DataFrame, top: list[str],
     ax.set_xlabel("keep ratio (fraction of training samples kept)")
     ax.set_ylabel(f"holdout {METRIC_LABEL.get(metric, metric)}")
     ax.set_title(
-        f"{METRIC_LABEL.get(metric, metric)} vs keep ratio (mean, {s.confidence:.0%} CI over {len(s.seeds)} seeds)",
+        f"{METRIC_LABEL.get(metric, metric)} vs keep ratio (mean, {s.confidence:.0%} CI over {len(s.seeds)} {s.ci_unit})",
         fontsize=10,
     )
     ax.grid(alpha=0.3)
@@ -182,7 +182,7 @@ def _draw_differences(s: BenchSummary, ax2, top: list[str], st: dict, metric: st
         sig = c[c["p_value"] < s.alpha]
         ax2.scatter(sig["keep_ratio"] + dodge, sig["diff"], s=70, facecolors="none", edgecolors=st[m][0], lw=1.4)
     ax2.set_xlabel("keep ratio")
-    ax2.set_ylabel(f"Δ {METRIC_LABEL.get(metric, metric)} vs random (paired by seed)")
+    ax2.set_ylabel(f"Δ {METRIC_LABEL.get(metric, metric)} vs random (paired over {s.ci_unit})")
     ax2.set_title(
         f"difference to random (bars: {s.confidence:.0%} CI; circled: p < {s.alpha:g}, paired t)", fontsize=10
     )
@@ -239,7 +239,7 @@ def plot_keep_panels(s: BenchSummary, path: Path, metric: str = "ndcg_at_10") ->
         ax.set_xlabel("keep ratio")
     fig.suptitle(
         f"{METRIC_LABEL.get(metric, metric)} vs keep ratio per method (solid) against random (dashed) and "
-        f"stratified (dotted grey); bands {s.confidence:.0%} CI over {len(s.seeds)} seeds;\ncircled: paired "
+        f"stratified (dotted grey); bands {s.confidence:.0%} CI over {len(s.seeds)} {s.ci_unit};\ncircled: paired "
         f"p < {s.alpha:g} vs random; dotted black: full data; panels ordered by mean difference to random",
         fontsize=9,
     )

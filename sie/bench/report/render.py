@@ -26,6 +26,9 @@ from sie.bench.report.tables import (
     md_inline,
     md_table,
     noise_table,
+    power_table,
+    power_text,
+    replication_text,
     scale_text,
     significance_sentences,
 )
@@ -57,7 +60,8 @@ COST_NOTE = (
     "tce, rce) cost ~0 here: their inputs are recorded during training at no extra forward pass."
 )
 CLICK_NOTE = (
-    "Mean over seeds; with clean-click rows each cell reads raw / clean (held-out clicks without the oracle's noise)."
+    "Mean over seeds (over replicates in a replicated run); with clean-click rows each cell reads raw / clean "
+    "(held-out clicks without the oracle's noise)."
 )
 
 
@@ -93,6 +97,15 @@ def report_markdown(s: BenchSummary, images: dict[str, str]) -> str:
     lines += image("ndcg", "NDCG@10 vs keep ratio")
     lines += image("panels", "NDCG@10 vs keep ratio, one panel per method")
     lines += ["## Paired comparison with random (NDCG@10)", "", md_table(comparison_table(s)), ""]
+    if not s.power.empty:
+        lines += [
+            "## Power: per-query NDCG@10 vs random and the MDE",
+            "",
+            power_text(s),
+            "",
+            md_table(power_table(s)),
+            "",
+        ]
     lines += ["## Held-out clicks (raw and clean)", ""]
     lines += [p + "\n" for p in click_collapse_text(s)]
     for title, table in _click_tables(s):
@@ -120,6 +133,11 @@ def report_markdown(s: BenchSummary, images: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
+def _seed_word(s: BenchSummary) -> str:
+    """What the cells' ``seed`` column counts: cell seeds, or replicate indices in a replicated run."""
+    return "replicates" if len(s.replicates) > 1 else "seeds"
+
+
 def _sentence(text: str) -> str:
     return text[0].upper() + text[1:] + "."
 
@@ -127,14 +145,16 @@ def _sentence(text: str) -> str:
 def _md_headline(s: BenchSummary) -> list[str]:
     """Title, scale, grid, the headline NDCG@10 table, the significant differences and the best per ratio."""
     lines = [f"# Benchmark report: `{s.run_id}`", "", scale_text(s), ""]
+    lines += [replication_text(s), ""] if replication_text(s) else []
     lines += [
         f"Grid: methods {', '.join(s.methods) or '—'}; baselines {', '.join(s.baselines)}; keep ratios "
-        f"{', '.join(f'{r:g}' for r in s.ratios)}; seeds {', '.join(map(str, s.seeds))}. Every cell retrains the "
+        f"{', '.join(f'{r:g}' for r in s.ratios)}; {_seed_word(s)} {', '.join(map(str, s.seeds))}. Every cell retrains the "
         "ranker from scratch on the kept samples (seed = cell seed) and evaluates on the judged holdout.",
         "",
-        f"## Holdout NDCG@10 (mean ± {s.confidence:.0%} CI over seeds)",
+        f"## Holdout NDCG@10 (mean ± {s.confidence:.0%} CI over {s.ci_unit})",
         "",
-        f"▲/▼: significantly better/worse than random at the same keep ratio (paired t-test over seeds, p < {s.alpha:g}); "
+        f"▲/▼: significantly better/worse than random at the same keep ratio (paired t-test over {s.ci_unit}, "
+        f"p < {s.alpha:g}); "
         "† also after Holm correction over the methods at that ratio. Keep ratio 1 is the full-data model. "
         "Noise AUROC / AP: low importance as a detector of injected label noise (0.5 = chance). "
         "Cost: scoring wall time in training epochs.",
@@ -202,6 +222,7 @@ def report_html(s: BenchSummary, images: dict[str, str]) -> str:
         "<details><summary>Paired comparison with random (NDCG@10), every method and keep ratio</summary>",
         _html_table(comparison_table(s)),
         "</details>",
+        *_html_power(s),
         h2("clicks"),
     ]
     collapse = click_collapse_text(s)
@@ -244,10 +265,11 @@ def _html_headline(s: BenchSummary) -> list[str]:
         f"<h1>Benchmark report: <code>{esc(s.run_id)}</code></h1>",
         f"<nav>{nav}</nav>",
         f"<p>{md_inline(scale_text(s))}</p>",
+        f"<p>{md_inline(replication_text(s))}</p>" if replication_text(s) else "",
         f"<p>Grid: methods {esc(', '.join(s.methods))}; baselines {esc(', '.join(s.baselines))}; keep ratios "
-        f"{esc(', '.join(f'{r:g}' for r in s.ratios))}; seeds {esc(', '.join(map(str, s.seeds)))}.</p>",
+        f"{esc(', '.join(f'{r:g}' for r in s.ratios))}; {_seed_word(s)} {esc(', '.join(map(str, s.seeds)))}.</p>",
         h2_glance(s),
-        f"<p>▲/▼: significantly better/worse than random (paired t over seeds, p &lt; {s.alpha:g}); † also after "
+        f"<p>▲/▼: significantly better/worse than random (paired t over {esc(s.ci_unit)}, p &lt; {s.alpha:g}); † also after "
         "Holm correction. Keep ratio 1 = full data. Noise AUROC / AP: low importance as a detector of the "
         "oracle's label noise (0.5 = chance). Cost: scoring time in training epochs.</p>",
         _html_table(headline_table(s)),
@@ -272,7 +294,18 @@ def _html_significance(s: BenchSummary) -> list[str]:
 
 
 def h2_glance(s: BenchSummary) -> str:
-    return f'<h2 id="glance">At a glance: holdout NDCG@10 (mean ± {s.confidence:.0%} CI over seeds)</h2>'
+    return f'<h2 id="glance">At a glance: holdout NDCG@10 (mean ± {s.confidence:.0%} CI over {html.escape(s.ci_unit)})</h2>'
+
+
+def _html_power(s: BenchSummary) -> list[str]:
+    """The per-query paired NDCG@10 and MDE table, when the run has per-query rows."""
+    if s.power.empty:
+        return []
+    return [
+        "<h3>Power: per-query NDCG@10 vs random and the MDE</h3>",
+        f"<p>{md_inline(power_text(s))}</p>",
+        _html_table(power_table(s)),
+    ]
 
 
 # ---- the report folder --------------------------------------------------------------------
@@ -294,6 +327,9 @@ def summary_json(s: BenchSummary) -> dict:
         "noise": noise,
         "cost": _records(s.cost),
         "epoch_seconds": epoch_seconds(s)[0],
+        "ci_over": s.ci_unit,
+        "replicates": [{"world_seed": w, "model_seed": m} for w, m in s.replicates],
+        "power": _records(s.power),
         "click_collapse": click_collapse_text(s),
         "run": {**s.run, "settings": s.settings, "n_samples": s.noise_counts},
     }

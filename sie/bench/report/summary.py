@@ -23,6 +23,8 @@ from sie.store import Warehouse
 CELL_METRICS = ("ndcg_at_10", "mrr", "click_auc", "click_logloss", "clean_click_auc", "clean_click_logloss")
 COST_METRICS = ("score_seconds", "samples_per_second", "reference_epoch_seconds", "cost_vs_epoch")
 NOISE_METRICS = ("noise_auroc", "noise_ap")
+# per-query paired NDCG@10 vs random (sie.bench.rows.power_rows; at = the keep ratio) → power-frame column
+POWER_METRICS = {"ndcg_query_diff": "diff", "ndcg_query_p_value": "p_value", "ndcg_mde": "mde"}
 
 
 # ---- reading ---------------------------------------------------------------------
@@ -77,6 +79,19 @@ class BenchSummary:
     alpha: float = 0.05
     notes: list[str] = field(default_factory=list)
     roc_by_type: pd.DataFrame = field(default_factory=pd.DataFrame)  # method, noise_type, fpr, tpr
+    power: pd.DataFrame = field(default_factory=pd.DataFrame)  # method, keep_ratio, diff, p_value, mde
+    # replicated runs: (world seed, scoring-model seed) of each replicate, indexed by the cells' `seed`
+    replicates: list[tuple[int, int]] = field(default_factory=list)
+
+    @property
+    def ci_unit(self) -> str:
+        """What the CIs and paired tests run over: the cells' ``seed`` is a replicate index when replicated."""
+        if len(self.replicates) < 2:
+            return "seeds"
+        worlds, models = ({r[i] for r in self.replicates} for i in (0, 1))
+        if len(models) == 1:
+            return "worlds"
+        return "scoring-model seeds" if len(worlds) == 1 else "replicates (world × scoring-model seed)"
 
 
 def summarise(results: pd.DataFrame, confidence: float = 0.95, alpha: float = 0.05) -> BenchSummary:
@@ -114,6 +129,8 @@ def summarise(results: pd.DataFrame, confidence: float = 0.95, alpha: float = 0.
         confidence=confidence,
         alpha=alpha,
         roc_by_type=roc_by_type_frame(other),
+        power=power_frame(other),
+        replicates=replicate_units(res[is_run]),
     )
 
 
@@ -131,6 +148,15 @@ def run_info(run_rows: pd.DataFrame) -> tuple[dict[str, float], dict[str, float]
         return {str(k): float(v) for k, v in zip(frame[key], frame["value"])}
 
     return as_dict(scalar, "metric"), as_dict(settings, "subset"), as_dict(counts, "subset")
+
+
+def replicate_units(run_rows: pd.DataFrame) -> list[tuple[int, int]]:
+    """(world seed, scoring-model seed) per replicate index, from the ``replicate_*`` run rows; [] if not replicated."""
+    by_index: dict[int, dict[str, int]] = {}
+    for metric, key in (("replicate_world_seed", "world"), ("replicate_model_seed", "model")):
+        for subset, value in run_rows.loc[run_rows["metric"] == metric, ["subset", "value"]].itertuples(index=False):
+            by_index.setdefault(int(subset), {})[key] = int(value)
+    return [(u["world"], u["model"]) for _, u in sorted(by_index.items()) if len(u) == 2]
 
 
 # ---- cells: keep-ratio curves and paired comparisons ------------------------------------
@@ -221,6 +247,19 @@ def cost_frame(other: pd.DataFrame) -> pd.DataFrame:
     wide = _scalars(other)
     cols = [c for c in COST_METRICS if c in wide]
     return wide[cols].dropna(how="all").reset_index() if cols else pd.DataFrame()
+
+
+def power_frame(other: pd.DataFrame) -> pd.DataFrame:
+    """Per-query paired NDCG@10 vs random and the minimum detectable difference: method, keep_ratio,
+    diff, p_value, mde (empty for runs without per-query rows)."""
+    rows = other[other["metric"].isin(list(POWER_METRICS)) & other["subset"].isna()]
+    if rows.empty:
+        return pd.DataFrame(columns=["method", "keep_ratio", *POWER_METRICS.values()])
+    wide = rows.pivot_table(index=["method", "at"], columns="metric", values="value", aggfunc="first")
+    wide = wide.rename(columns=POWER_METRICS).reindex(columns=list(POWER_METRICS.values()))
+    return (
+        wide.reset_index().rename(columns={"at": "keep_ratio"}).sort_values(["keep_ratio", "method"], ignore_index=True)
+    )
 
 
 def roc_frame(other: pd.DataFrame) -> pd.DataFrame:

@@ -164,9 +164,57 @@ def significance_sentences(s: BenchSummary, metric: str = "ndcg_at_10") -> list[
         holm_note = "also after Holm correction" if r.p_holm < s.alpha else "not after Holm correction"
         out.append(
             f"keep {r.keep_ratio:g}: **{r.method}** is {'better' if _better(metric, r.diff) else 'worse'} than "
-            f"random by {r.diff:+.4f} {label} (p = {r.p_value:.3g}, paired t over {int(r.n)} seeds; {holm_note})"
+            f"random by {r.diff:+.4f} {label} (p = {r.p_value:.3g}, paired t over {int(r.n)} {s.ci_unit}; {holm_note})"
         )
     return out
+
+
+def power_table(s: BenchSummary) -> pd.DataFrame:
+    """Per held-out query, each method − random in NDCG@10 (pooled over folds, replicates and cell
+    seeds): mean difference, paired-t p over queries, and the minimum detectable difference."""
+    if s.power.empty:
+        return pd.DataFrame()
+    p = s.power
+    return pd.DataFrame(
+        {
+            "keep ratio": p["keep_ratio"].map(lambda v: f"{v:g}"),
+            "method": p["method"],
+            "Δ NDCG@10 vs random": p["diff"].map(lambda v: "—" if not np.isfinite(v) else f"{v:+.4f}"),
+            "p (over queries)": p["p_value"].map(lambda v: "—" if not np.isfinite(v) else f"{v:.3g}"),
+            "MDE": p["mde"].map(lambda v: _fmt(v, 4)),
+        }
+    )
+
+
+def power_text(s: BenchSummary) -> str:
+    """What the MDE table measures, with the number of held-out queries it rests on."""
+    n = s.run.get("n_holdout_queries")
+    queries = f"the {int(n)} distinct held-out queries" if n is not None and np.isfinite(n) else "the held-out queries"
+    return (
+        f"Paired per query over {queries}: each query's NDCG@10 difference to random is averaged over the "
+        "replicates and cell seeds both have; p is a paired t-test over queries and MDE the smallest true "
+        f"difference that test detects at α = {s.alpha:g} with power 0.8. A difference smaller than the MDE is "
+        "no evidence either way."
+    )
+
+
+def replication_text(s: BenchSummary) -> str:
+    """Which sub-runs the cells pool, and what their CIs run over ('' for a plain run)."""
+    folds = int(s.run.get("folds", 0) or 0)
+    parts = []
+    if s.replicates:
+        units = ", ".join(f"{i}: world seed {w}, scoring-model seed {m}" for i, (w, m) in enumerate(s.replicates))
+        parts.append(f"Replicated run: {len(s.replicates)} replicate(s) ({units})")
+    if folds >= 2:
+        parts.append(f"query {folds}-fold: every judged query held out in exactly one fold, folds pooled per replicate")
+    if not parts:
+        return ""
+    if len(s.replicates) > 1:
+        parts.append(
+            f"each cell is one value per replicate (the mean over its cell seeds), so CIs and paired tests run "
+            f"over {s.ci_unit} (`seed` = replicate index)"
+        )
+    return "; ".join(parts) + "."
 
 
 def best_text(s: BenchSummary) -> str:
