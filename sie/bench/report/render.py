@@ -145,7 +145,8 @@ def _sentence(text: str) -> str:
 def _md_headline(s: BenchSummary) -> list[str]:
     """Title, scale, grid, the headline NDCG@10 table, the significant differences and the best per ratio."""
     lines = [f"# Benchmark report: `{s.run_id}`", "", scale_text(s), ""]
-    lines += [replication_text(s), ""] if replication_text(s) else []
+    replication = replication_text(s)
+    lines += [replication, ""] if replication else []
     lines += [
         f"Grid: methods {', '.join(s.methods) or '—'}; baselines {', '.join(s.baselines)}; keep ratios "
         f"{', '.join(f'{r:g}' for r in s.ratios)}; {_seed_word(s)} {', '.join(map(str, s.seeds))}. Every cell retrains the "
@@ -265,7 +266,7 @@ def _html_headline(s: BenchSummary) -> list[str]:
         f"<h1>Benchmark report: <code>{esc(s.run_id)}</code></h1>",
         f"<nav>{nav}</nav>",
         f"<p>{md_inline(scale_text(s))}</p>",
-        f"<p>{md_inline(replication_text(s))}</p>" if replication_text(s) else "",
+        f"<p>{md_inline(replication)}</p>" if (replication := replication_text(s)) else "",
         f"<p>Grid: methods {esc(', '.join(s.methods))}; baselines {esc(', '.join(s.baselines))}; keep ratios "
         f"{esc(', '.join(f'{r:g}' for r in s.ratios))}; {_seed_word(s)} {esc(', '.join(map(str, s.seeds)))}.</p>",
         h2_glance(s),
