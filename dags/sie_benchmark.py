@@ -86,6 +86,18 @@ BENCHMARK_RESULTS = Asset(uri=uri("benchmark_results"), name="benchmark_results"
             type="object",
             description='The ranker (sie.config.TrainConfig overrides), e.g. {"epochs": 4, "hidden_dim": 64}; used for the scoring model and every retrained cell.',
         ),
+        "ranker": Param(
+            None,
+            type=["null", "string"],
+            enum=[None, "mlp", "minilm_cross"],
+            description="train.model: the ranker trained and scored (mlp or minilm_cross).",
+        ),
+        "retrain_ranker": Param(
+            None,
+            type=["null", "string"],
+            enum=[None, "mlp", "minilm_cross"],
+            description="bench.retrain_model: the ranker the cells retrain (default: ranker); another one = proxy selection.",
+        ),
         "config": Param(
             {},
             type="object",

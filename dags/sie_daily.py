@@ -50,6 +50,12 @@ INGESTED = [TABLE[t] for t in ("events", "queries", "quarantine", "samples", "re
         "methods": Param(
             None, type=["null", "array", "string"], description="Importance methods to score (default: config)."
         ),
+        "ranker": Param(
+            None,
+            type=["null", "string"],
+            enum=[None, "mlp", "minilm_cross"],
+            description="train.model: mlp (default) or minilm_cross (the MiniLM-L6 cross-encoder; GPU recommended).",
+        ),
         "config": Param({}, type="object", description="Overrides of sie.config.SieConfig."),
     },
     doc_md=__doc__,

@@ -89,7 +89,27 @@ class GradesConfig:
 
 
 @dataclass
+class TransformerConfig:
+    """The cross-encoder ranker (``train.model = minilm_cross``, sie.model.cross_encoder).
+
+    Its optimiser settings replace ``train.lr`` / ``batch_size`` / ``epochs`` when it is the
+    model (:meth:`TrainConfig.effective`): fine-tuning a pre-trained encoder wants a learning
+    rate ~100x below the small MLP's, and its steps cost ~1,000x more.
+    """
+
+    lr: float = 5e-5
+    batch_size: int = 32
+    epochs: int = 2
+    max_tokens: int = 32  # word pieces of "[CLS] query [SEP] title [SEP]", truncated longest-first
+    layers: int = 0  # encoder layers kept from the checkpoint (0 = all 6); fewer = a cheaper model
+
+
+@dataclass
 class TrainConfig:
+    # mlp: hashed-token embeddings + an MLP (the default, CPU-cheap); minilm_cross: a cross-encoder
+    # over (query, title) initialised from MiniLM-L6 (sie.model.cross_encoder; GPU recommended)
+    model: str = "mlp"
+    transformer: TransformerConfig = field(default_factory=TransformerConfig)  # minilm_cross only
     window_days: int = 3  # rolling window of sample days the ranker trains on
     # pointwise: BCE on clicks (the default); listwise: ListNet softmax cross-entropy over each
     # query request against its graded relevance; pairwise: RankNet over each request's pairs
@@ -108,6 +128,13 @@ class TrainConfig:
     n_dense: int = 4
     device: str = "auto"  # auto | cpu | cuda
     seed: int = 0
+
+    def effective(self) -> TrainConfig:
+        """These settings as training uses them: the transformer's own lr / batch size / epochs for it."""
+        if self.model == "mlp":
+            return self
+        t = self.transformer
+        return dataclasses.replace(self, lr=t.lr, batch_size=t.batch_size, epochs=t.epochs)
 
 
 @dataclass
@@ -138,6 +165,11 @@ class ImportanceConfig:
     aum_mode: str = "pointwise"  # pointwise (matches the BCE loss) | pairwise (within query group)
     tracin_checkpoints: int = 3  # checkpoints TracIn sums over (evenly spaced, incl. the final one)
     tracin_projection_dim: int = 0  # 0 = exact; k > 0 = random projection to ~k dims per layer
+    # `trak` (sie.importance.trak): per-sample gradients projected to ~k dims per weight matrix
+    # (biases, LayerNorm and weights of at most k entries stay exact), over TracIn's checkpoints
+    trak_projection_dim: int = 512
+    trak_kernel: str = "trak"  # trak: (ΦᵀΦ + λI)⁻¹ per layer | identity: projected TracIn
+    trak_damping: float = 0.01  # λ relative to the mean diagonal of each layer's ΦᵀΦ
     knn_k: int = 10  # K of KNN-Shapley
     knn_max_validation: int = 1000  # cap on validation points (seeded sample); 0 = all
     knn_batch_elements: int = 1 << 21  # distance-matrix entries sorted per batch (memory knob)
@@ -204,6 +236,9 @@ class BenchConfig:
     # replication: one sub-run per (world seed, scoring-model seed); empty = simulate.seed / train.seed
     world_seeds: list[int] = field(default_factory=list)
     model_seeds: list[int] = field(default_factory=list)
+    # the ranker the cells retrain ("" = train.model). Another one than train.model makes the
+    # scores a proxy's: e.g. the cheap mlp scores and chooses the data minilm_cross retrains on
+    retrain_model: str = ""
 
 
 @dataclass
@@ -324,7 +359,12 @@ def _merge(obj: Any, updates: dict[str, Any], prefix: str = "") -> Any:
 # ---- the one adapter from DAG params, CLI options and job arguments to a config ----------
 
 #: shorthand params of the sie_daily DAG, `sie run/score/evaluate` and jobs/*.py → config field
-DAILY_PARAMS = {"methods": "importance.methods", "keep_ratios": "evaluate.keep_ratios", "seeds": "evaluate.seeds"}
+DAILY_PARAMS = {
+    "methods": "importance.methods",
+    "keep_ratios": "evaluate.keep_ratios",
+    "seeds": "evaluate.seeds",
+    "ranker": "train.model",
+}
 #: shorthand params of the sie_benchmark DAG and `sie bench` → config field
 BENCH_PARAMS = {
     "dataset": "bench.dataset",
@@ -339,6 +379,8 @@ BENCH_PARAMS = {
     "world_seeds": "bench.world_seeds",
     "model_seeds": "bench.model_seeds",
     "model": "train",  # the ranker: TrainConfig overrides, e.g. {"epochs": 4}
+    "ranker": "train.model",
+    "retrain_ranker": "bench.retrain_model",
 }
 
 
@@ -431,6 +473,11 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "train.hidden_dim": (1, None, True),
     "train.n_dense": (1, None, True),
     "train.seed": (0, None, True),
+    "train.transformer.lr": (0, None, False),
+    "train.transformer.batch_size": (1, None, True),
+    "train.transformer.epochs": (1, None, True),
+    "train.transformer.max_tokens": (4, 512, True),
+    "train.transformer.layers": (0, None, True),
     "train.grades.click": (0, None, True),
     "train.grades.add_to_cart": (0, None, True),
     "train.grades.purchase": (0, None, True),
@@ -438,6 +485,8 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "importance.el2n_epoch": (1, None, True),
     "importance.tracin_checkpoints": (1, None, True),
     "importance.tracin_projection_dim": (0, None, True),
+    "importance.trak_projection_dim": (1, None, True),
+    "importance.trak_damping": (0, None, False),
     "importance.knn_k": (1, None, True),
     "importance.knn_max_validation": (0, None, True),
     "importance.knn_batch_elements": (1, None, True),
@@ -468,8 +517,11 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "simulate.world": ("synthetic", "esci"),
     "train.device": ("auto", "cpu", "cuda"),
     "train.objective": ("pointwise", "listwise", "pairwise"),
+    "train.model": ("mlp", "minilm_cross"),
+    "bench.retrain_model": ("", "mlp", "minilm_cross"),
     "importance.aum_mode": ("pointwise", "pairwise"),
     "importance.ensemble_rule": ("geometric_mean", "mean"),
+    "importance.trak_kernel": ("trak", "identity"),
     "bench.dataset": ("synthetic", "esci"),
 }
 

@@ -183,6 +183,7 @@ IMPORTANCE_SCORES = TableSchema(
             ("run_id", pa.string()),
             ("model_version", pa.string()),  # the checkpoint the scores were computed against
             ("score", pa.float64()),  # higher = more valuable to keep
+            ("model_id", pa.string()),  # the ranker architecture (train.model): mlp, minilm_cross
         ]
     ),
     ("ds", "method"),
@@ -206,6 +207,8 @@ BENCHMARK_RESULTS = TableSchema(
             ("train_seconds", pa.float64()),
             ("score_seconds", pa.float64()),
             ("created_at", TS),
+            ("model_id", pa.string()),
+            ("score_model_id", pa.string()),
         ]
     ),
     ("run_id",),
@@ -214,6 +217,8 @@ BENCHMARK_RESULTS = TableSchema(
         "metric": "a plain name, its structure is in subset and at (docs/BENCHMARKS.md)",
         "subset": "what the metric is restricted to: a noise type (bot) or a setting (train.epochs), null = all",
         "at": "a curve coordinate: the FPR of noise_roc_tpr, the quantile of score_pct_quantile, null = scalar",
+        "model_id": "the ranker trained (and retrained on the selection) to measure the row: mlp, minilm_cross",
+        "score_model_id": "the ranker whose importance scores chose the data (a proxy when not model_id); null = none",
     },
 )
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import shutil
 import time
@@ -44,6 +45,7 @@ import pyarrow.parquet as pq
 from sie.config import SieConfig
 from sie.schemas import DAY_TABLES, TABLES, TableSchema
 
+log = logging.getLogger(__name__)
 MANIFEST = "ingest_days"
 _COMMIT_RETRIES = 50
 
@@ -176,7 +178,7 @@ class Warehouse:
         schema = TABLES[table]
         parts = []
         for f in self.data_files(table, filters, as_of, runs):
-            data = conform(pq.read_table(f.path), schema)
+            data = conform(pq.read_table(f.path), schema, missing_as_null=True)
             for k in schema.partition_by:
                 data = data.append_column(k, pa.array([f.partition[k]] * data.num_rows, pa.string()))
             parts.append(data)
@@ -199,6 +201,25 @@ class Warehouse:
                     DeltaTable.create(
                         str(path), _delta_schema(schema), partition_by=list(schema.partition_by), mode="ignore"
                     )
+        table_obj = DeltaTable(str(path))
+        if _missing_columns(table_obj, TABLES[table]):
+            table_obj = self._add_columns(table)
+        return table_obj
+
+    def _add_columns(self, table: str):
+        """Additive migration: a column added to the schema after the table was created is added to
+        the table (null in the rows written before), in one commit, by one process."""
+        from deltalake import DeltaTable
+        from deltalake.schema import Field
+
+        path = self.table_dir(table)
+        with open(path.parent / f".{table}.create.lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            current = DeltaTable(str(path))
+            missing = _missing_columns(current, TABLES[table])
+            if missing:
+                current.alter.add_columns([Field.from_arrow(f) for f in missing])
+                log.info("%s: added the column(s) %s", table, ", ".join(f.name for f in missing))
         return DeltaTable(str(path))
 
     def write_partition(self, table: str, partition: dict[str, str], data: pa.Table) -> Path:
@@ -273,10 +294,31 @@ class Warehouse:
             row.update({t: len(d) for t, d in tables.items() if t in INGEST_DAYS.schema.names})
             self.publish_day(ds, run_id, folders, pa.Table.from_pylist([row], schema=INGEST_DAYS.schema))
 
-    def _commit_files(self, table: str, partition: dict[str, str], run_id: str, folder: Path) -> None:
+    def staged_partition(self, table: str, partition: dict[str, str], run_id: str) -> Path:
+        """A fresh folder inside ``table`` for Parquet parts written by several processes (one per rank
+        of a sharded job), invisible until :meth:`commit_partition` commits them; a killed writer's
+        files are never committed and the vacuum deletes them after the retention."""
+        _check_partition(TABLES[table], partition)
+        folder = self.table_dir(table).joinpath(*(f"{k}={v}" for k, v in partition.items()))
+        folder = folder / f"attempt={run_id}.{uuid.uuid4().hex[:8]}"
+        folder.mkdir(parents=True)
+        return folder
+
+    def commit_partition(self, table: str, partition: dict[str, str], run_id: str, folder: Path) -> None:
+        """Replace the whole partition with ``folder``'s Parquet files (data columns of the table's
+        schema, see :func:`conform`) in one commit: readers see all the old rows or all the new ones."""
+        _check_partition(TABLES[table], partition)
+        if table in DAY_TABLES:
+            raise ValueError(f"{table} is a day table: publish it with publish_day (it needs the day manifest)")
+        self._commit_files(table, dict(partition), run_id, folder, every_run=True)
+
+    def _commit_files(
+        self, table: str, partition: dict[str, str], run_id: str, folder: Path, every_run: bool = False
+    ) -> None:
         """One commit: add ``folder``'s Parquet files and remove the partition's earlier files of the
-        same run (a rerun or a killed attempt). Other runs' files stay for readers that loaded the
-        manifest before this ingest; the vacuum drops them after the retention."""
+        same run (a rerun or a killed attempt), or of every run with ``every_run``. Other runs' files
+        stay for readers that loaded the manifest before this ingest; the vacuum drops them after the
+        retention."""
         from deltalake.transaction import RemoveAction
 
         for junk in folder.iterdir():  # Spark's _SUCCESS and .crc files are not table data
@@ -293,7 +335,7 @@ class Warehouse:
             removes = [
                 RemoveAction(str(f.path.relative_to(self.table_dir(table))), True, now, None, f.partition)
                 for f in _snapshot_files(dt, self.table_dir(table))
-                if f.partition == partition and f.run_id == run_id
+                if f.partition == partition and (every_run or f.run_id == run_id)
             ]
             try:
                 dt.create_write_transaction(
@@ -452,6 +494,11 @@ def _delta_schema(schema: TableSchema) -> pa.Schema:
     return pa.schema([*schema.schema, *(pa.field(k, pa.string()) for k in schema.partition_by)])
 
 
+def _missing_columns(table_obj, schema: TableSchema) -> list[pa.Field]:
+    have = {f.name for f in table_obj.schema().fields}
+    return [f for f in _delta_schema(schema) if f.name not in have]
+
+
 def _check_partition(schema: TableSchema, partition: Mapping[str, str]) -> None:
     if tuple(partition) != schema.partition_by:
         raise ValueError(f"{schema.name} is partitioned by {schema.partition_by}, got {tuple(partition)}")
@@ -511,12 +558,26 @@ def _commit_time(dt, version: int) -> datetime | None:
     raise ValueError(f"{dt.table_uri}: no version {version} (history holds versions 0..{dt.version()})")
 
 
-def conform(data: pa.Table, schema: TableSchema) -> pa.Table:
-    """Select and cast to the table's columns; fail clearly on missing columns."""
+def conform(data: pa.Table, schema: TableSchema, missing_as_null: bool = False) -> pa.Table:
+    """Select and cast to the table's columns; fail clearly on missing columns, or (reading a file
+    written before a column was added to the schema) read them as null."""
     missing = [c for c in schema.columns if c not in data.column_names]
-    if missing:
+    if missing and not missing_as_null:
         raise ValueError(f"{schema.name}: missing columns {missing}")
+    for name in missing:
+        data = data.append_column(name, pa.nulls(data.num_rows, schema.schema.field(name).type))
     return data.select(schema.columns).cast(schema.schema)
+
+
+def _columns_in_files(schema: TableSchema, files: list[DataFile]) -> set[str]:
+    """The schema's columns present in at least one file: footers are read newest first until
+    every column is found (one footer, unless files predate a column added to the schema)."""
+    found: set[str] = set()
+    for f in sorted(files, key=lambda f: f.path.stat().st_mtime, reverse=True):
+        found |= set(pq.read_schema(f.path).names) & set(schema.columns)
+        if len(found) == len(schema.columns):
+            break
+    return found
 
 
 # ---- DuckDB ----------------------------------------------------------------
@@ -552,7 +613,11 @@ def _table_view_sql(schema: TableSchema, files: list[DataFile]) -> str:
         for f in files
     )
     keys = ", ".join(f'"{k}"' for k in schema.partition_by)  # quoted: `at` is a keyword
-    data = ", ".join(f'"{c}"' for c in schema.columns)
+    present = _columns_in_files(schema, files)
+    data = ", ".join(
+        f'"{f.name}"' if f.name in present else f'CAST(NULL AS {_DUCK_TYPES.get(str(f.type), "VARCHAR")}) AS "{f.name}"'
+        for f in schema.schema
+    )
     return (
         f"SELECT {data}, {keys} FROM read_parquet([{listed}], filename = true, hive_partitioning = false, "
         f"union_by_name = true) JOIN (VALUES {values}) AS _parts(filename, {keys}) USING (filename)"

@@ -91,6 +91,7 @@ CREATE TABLE IF NOT EXISTS importance_scores (
     `run_id` STRING,
     `model_version` STRING,
     `score` DOUBLE,
+    `model_id` STRING,
     `ds` STRING,
     `method` STRING
 )
@@ -111,6 +112,8 @@ CREATE TABLE IF NOT EXISTS benchmark_results (
     `train_seconds` DOUBLE,
     `score_seconds` DOUBLE,
     `created_at` TIMESTAMP,
+    `model_id` STRING COMMENT 'the ranker trained (and retrained on the selection) to measure the row: mlp, minilm_cross',
+    `score_model_id` STRING COMMENT 'the ranker whose importance scores chose the data (a proxy when not model_id); null = none',
     `run_id` STRING
 )
 USING DELTA PARTITIONED BY (run_id);

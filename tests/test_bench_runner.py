@@ -347,3 +347,37 @@ def test_dag_params_with_world_seeds_run_every_sub_run_and_publish_the_pooled_ru
     assert worlds.to_dict() == {"0": 7, "1": 8}
     for run in runs:  # every sub-run published on its own too
         assert len(load_results(bench_cfg, run.run_id)) > 0
+
+
+def test_proxy_selection_retrains_the_transformer_on_the_small_rankers_choice(bench_cfg):
+    """bench.retrain_model: the MLP is trained and scores; every cell retrains the cross-encoder
+    on the data those scores keep. Rows name both models; the run id differs from the MLP-only run."""
+    from sie.bench.report import load_results
+    from sie.bench.run import resolve
+    from sie.bench.runner import run_benchmark
+
+    cfg = SieConfig.load(
+        bench_cfg.to_dict()
+        | {
+            "bench": bench_cfg.to_dict()["bench"]
+            | {
+                "retrain_model": "minilm_cross",
+                "grid": {"methods": ["loss"], "keep_ratios": [0.5], "seeds": [0], "baselines": ["full"]},
+            }
+        }
+    )
+    cfg.train.transformer.layers, cfg.train.transformer.epochs, cfg.train.transformer.max_tokens = 1, 1, 16
+    run = resolve(cfg)
+    assert run.run_id != resolve(bench_cfg).run_id
+    assert (run.score_model, run.retrain_model) == ("mlp", "minilm_cross")
+    _land(run)
+    run_benchmark(cfg, report=False)
+
+    rows = load_results(cfg, run.run_id)
+    ndcg = rows[rows["metric"] == "ndcg_at_10"].set_index("method")
+    assert set(ndcg.index) == {"full", "loss"}
+    assert (ndcg["model_id"] == "minilm_cross").all()
+    assert ndcg.loc["loss", "score_model_id"] == "mlp" and pd.isna(ndcg.loc["full", "score_model_id"])
+    assert ndcg.loc["loss", "n_train"] == int(np.ceil(0.5 * ndcg.loc["full", "n_train"]))
+    scored = rows[(rows["method"] == "loss") & (rows["metric"] == "score_seconds")]
+    assert set(scored["model_id"]) == {"mlp"}

@@ -21,6 +21,7 @@ def _publish(wh: Warehouse, ds: str, method: str, ids: list[str], scores: np.nda
             "run_id": [f"daily-{ds}"] * n,
             "model_version": [f"ranker-{ds}"] * n,
             "score": scores,
+            "model_id": ["mlp"] * n,
         }
     )
     wh.write_partition("importance_scores", {"ds": ds, "method": method}, table)

@@ -31,6 +31,7 @@ def test_sie_sql_cli_statement_file_and_errors(warehouse):
                 "run_id": ["r"] * 2,
                 "model_version": ["m"] * 2,
                 "score": [1.0, 3.0],
+                "model_id": ["mlp"] * 2,
             }
         ),
     )
@@ -96,7 +97,14 @@ def _scores_warehouse(warehouse) -> Warehouse:
         "importance_scores",
         {"ds": "2026-11-20", "method": "loss"},
         pa.table(
-            {"sample_id": ["a"], "sample_ds": ["2026-11-20"], "run_id": ["r"], "model_version": ["m"], "score": [1.0]}
+            {
+                "sample_id": ["a"],
+                "sample_ds": ["2026-11-20"],
+                "run_id": ["r"],
+                "model_version": ["m"],
+                "score": [1.0],
+                "model_id": ["mlp"],
+            }
         ),
     )
     return wh
@@ -153,7 +161,16 @@ def test_sql_as_of_a_version_or_a_time_and_history(warehouse):
     wh.write_partition(
         "importance_scores",
         {"ds": "2026-11-21", "method": "loss"},
-        pa.table({"sample_id": ["b"], "sample_ds": ["d"], "run_id": ["r"], "model_version": ["m"], "score": [2.0]}),
+        pa.table(
+            {
+                "sample_id": ["b"],
+                "sample_ds": ["d"],
+                "run_id": ["r"],
+                "model_version": ["m"],
+                "score": [2.0],
+                "model_id": ["mlp"],
+            }
+        ),
     )
     w = ["-w", str(warehouse)]
     count = "SELECT count(*) AS n FROM importance_scores"

@@ -21,6 +21,7 @@ def _scores(n: int, value: float) -> pa.Table:
             "run_id": ["r"] * n,
             "model_version": ["m"] * n,
             "score": [value] * n,
+            "model_id": ["mlp"] * n,
         }
     )
 
@@ -39,6 +40,36 @@ def test_write_read_and_replace_partition(warehouse):
     # time travel: version 1 is the first loss write
     old = wh.read_table("importance_scores", {"method": ["loss"]}, as_of=1).to_pandas()
     assert len(old) == 3 and set(old["score"]) == {1.0}
+
+
+def test_a_column_added_to_the_schema_is_migrated_and_old_rows_read_as_null(warehouse):
+    """A table created before ``model_id`` existed: the first write adds the column in one commit;
+    the old files read as null in Python and in SQL (DuckDB), also when no file has the column."""
+    from deltalake import DeltaTable
+
+    from sie.store import _delta_schema
+
+    wh = Warehouse(warehouse)
+    old = _delta_schema(IMPORTANCE_SCORES)
+    old = old.remove(old.get_field_index("model_id"))
+    path = wh.table_dir("importance_scores")
+    path.mkdir(parents=True)
+    DeltaTable.create(str(path), old, partition_by=["ds", "method"])
+    old_rows = _scores(2, 1.0).drop_columns(["model_id"])
+    old_rows = old_rows.append_column("ds", pa.array([DS] * 2)).append_column("method", pa.array(["loss"] * 2))
+    from deltalake import write_deltalake
+
+    write_deltalake(str(path), old_rows, partition_by=["ds", "method"], mode="append")
+    with duckdb_connect(wh) as con:  # no file has the column yet
+        assert con.execute("SELECT count(*), count(model_id) FROM importance_scores").fetchone() == (2, 0)
+
+    wh.write_partition("importance_scores", {"ds": DS, "method": "aum"}, _scores(3, 2.0))
+    assert "model_id" in DeltaTable(str(path)).schema().to_arrow().names
+    table = wh.read_table("importance_scores").to_pandas().set_index("method")
+    assert table.loc["loss", "model_id"].isna().all() and (table.loc["aum", "model_id"] == "mlp").all()
+    with duckdb_connect(wh) as con:
+        rows = con.execute("SELECT method, count(model_id) FROM importance_scores GROUP BY 1 ORDER BY 1").fetchall()
+    assert rows == [("aum", 3), ("loss", 0)]
 
 
 def test_wrong_partition_keys_and_missing_columns_fail(warehouse):

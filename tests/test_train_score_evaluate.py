@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -153,3 +155,53 @@ def test_a_day_that_failed_validation_is_never_read(cfg, small_warehouse):
             step(cfg, Ds("2026-11-20"))
     forget_results(cfg, "2026-11-20", ("raw_events", "samples"))  # what a re-ingest does
     assert not failed.exists() and failed_suites(cfg, "2026-11-20", ("raw_events",)) == []
+
+
+def test_projected_gradients_are_stored_on_disk_while_scoring_and_removed_after(cfg, small_warehouse):
+    """`trak` keeps its [N, k] projected gradients in ScoringContext.scratch: the scoring step hands
+    out memory-mapped files in the staging folder (removed afterwards); the scores equal in-memory ones."""
+    from sie.ds import Ds
+    from sie.importance.trak import trak_scores
+    from sie.steps import daily
+    from sie.steps.models import load_model
+    from sie.steps.scoring import score_method, scoring_context
+    from sie.steps.window import load_window
+
+    cfg = SieConfig.load({"warehouse": cfg.warehouse, "train": {"epochs": 2, "window_days": 1, "batch_size": 256}})
+    ds = Ds("2026-11-20")
+    daily.train(cfg, ds)
+    seen = []
+
+    import sie.steps.scoring as scoring
+
+    real = scoring.scratch_files
+
+    def watching(wh):  # the real factory, noting the files it creates
+        class Watch:
+            def __enter__(self):
+                self.inner = real(wh)
+                factory = self.inner.__enter__()
+
+                def scratch(name, shape, dtype):
+                    out = factory(name, shape, dtype)
+                    seen.append((out.filename, out.shape))
+                    return out
+
+                return scratch
+
+            def __exit__(self, *exc):
+                return self.inner.__exit__(*exc)
+
+        return Watch()
+
+    scoring.scratch_files = watching
+    try:
+        on_disk = score_method(cfg, ds, "trak").scores
+    finally:
+        scoring.scratch_files = real
+    window = load_window(cfg, ds)
+    in_memory = trak_scores(scoring_context(cfg, window, load_model(cfg, ds)))
+    np.testing.assert_allclose(on_disk, in_memory, rtol=1e-6, atol=1e-12)
+    assert seen and all(shape[0] == len(window.train) for _, shape in seen)
+    assert all(str(small_warehouse.staging_dir) in str(path) for path, _ in seen)
+    assert not any(Path(path).exists() for path, _ in seen)

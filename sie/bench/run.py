@@ -63,6 +63,22 @@ class BenchRun:
     def run_rows_path(self) -> Path:
         return self.root / "rows" / f"{RUN_METHOD}.parquet"
 
+    @property
+    def score_model(self) -> str:
+        """The ranker that is trained and scored on the whole window."""
+        return self.data_cfg.train.model
+
+    @property
+    def retrain_model(self) -> str:
+        """The ranker the cells retrain (the scoring one unless ``bench.retrain_model`` names another)."""
+        return self.cfg.bench.retrain_model or self.score_model
+
+    @property
+    def retrain_cfg(self) -> SieConfig:
+        """The run's config with ``train.model`` = the retrained ranker (it encodes the window for it)."""
+        train = dataclasses.replace(self.data_cfg.train, model=self.retrain_model)
+        return dataclasses.replace(self.data_cfg, train=train)
+
     def cell_path(self, cell: Cell) -> Path:
         return self.root / "cells" / f"{cell.key()}.parquet"
 
@@ -82,6 +98,8 @@ class BenchRun:
             "baselines": list(self.grid.baselines),
             "keep_ratios": list(self.grid.keep_ratios),
             "seeds": list(self.grid.seeds),
+            "score_model": self.score_model,
+            "retrain_model": self.retrain_model,
             "cells": [dataclasses.asdict(c) for c in self.cells()],
             "root": str(self.root),
         }
@@ -99,6 +117,11 @@ def run_key(cfg: SieConfig) -> dict[str, Any]:
         if k not in ("spark_master", "shuffle_partitions", "landed_bytes_per_partition", "rows_per_file")
     }
     train = {k: v for k, v in dataclasses.asdict(cfg.train).items() if k != "device"} | {"window_days": b.days}
+    if cfg.train.model == "mlp" and b.retrain_model in ("", "mlp"):
+        # the default ranker: ids of runs made before there was a choice of models stay valid
+        train = {k: v for k, v in train.items() if k not in ("model", "transformer")}
+    elif b.retrain_model not in ("", cfg.train.model):
+        train["retrain_model"] = b.retrain_model
     importance = {k: v for k, v in dataclasses.asdict(cfg.importance).items() if k not in ("methods", "batch_size")}
     return {
         "dataset": b.dataset,

@@ -57,7 +57,11 @@ def _set_threads(run: BenchRun) -> None:
         torch.set_num_threads(run.cfg.bench.torch_threads)
 
 
-def _write_rows(path, rows: list[dict]) -> None:
+def _write_rows(path, rows: list[dict], **model_ids: str | None) -> None:
+    """Write rows atomically; ``model_ids`` (model_id, score_model_id) fill those columns where unset."""
+    for r in rows:
+        for key, value in model_ids.items():
+            r.setdefault(key, value)
     with atomic_path(path) as tmp:
         rows_frame(rows).to_parquet(tmp, index=False)
 
@@ -110,7 +114,7 @@ def train(run: BenchRun) -> dict:
     if truth is not None:  # the random reference: uniform scores detect noise at chance level
         scores = np.random.default_rng(run.data_cfg.train.seed).random(len(truth))
         rows += _noise_rows(run, "random", scores, truth, meta["n_train"], 0.0)
-    _write_rows(run.run_rows_path, rows)
+    _write_rows(run.run_rows_path, rows, model_id=run.score_model)
     return meta
 
 
@@ -145,12 +149,12 @@ def score(run: BenchRun, method: str, keep: dict[str, np.ndarray] | None = None)
         return {"method": method, "cached": True}
     _set_threads(run)
     window = load_window(run.data_cfg, run.last_day)
-    before = reference_epoch_seconds(window, run.data_cfg)
+    before = reference_epoch_seconds(window, run)
     scored = score_method(run.data_cfg, run.last_day, method, window)
     publish_scores(run.data_cfg, scored)
     if run.cfg.bench.validate:
         daily.validate(run.data_cfg, run.last_day, "importance_scores")
-    epoch_seconds = (before + reference_epoch_seconds(window, run.data_cfg)) / 2
+    epoch_seconds = (before + reference_epoch_seconds(window, run)) / 2
     seconds, n = float(scored.cost["seconds"]), scored.cost["n"]
     rows = cost_rows(
         method,
@@ -163,20 +167,25 @@ def score(run: BenchRun, method: str, keep: dict[str, np.ndarray] | None = None)
     truth = oracle_for_training(run, window)
     if truth is not None:
         rows += _noise_rows(run, method, scored.scores, truth, n, seconds)
-    _write_rows(path, rows)
+    _write_rows(path, rows, model_id=run.score_model, score_model_id=run.score_model)
     if keep is not None:
         keep[method] = scored.scores
     log.info("%s: scored %s in %.1fs (%.2f epochs)", run.run_id, method, seconds, seconds / max(epoch_seconds, 1e-9))
     return {"method": method, **scored.cost}
 
 
-def reference_epoch_seconds(window: TrainingWindow, cfg: SieConfig) -> float:
+def reference_epoch_seconds(window: TrainingWindow, run: BenchRun) -> float:
     """Wall time of one plain training epoch of a fresh ranker over the window's training samples.
 
     Timed in the same process and under the same thread setting as the scoring it is
     compared with (``score`` times it just before and just after, and uses the mean), so
-    ``cost_vs_epoch`` is not skewed by load that varies between steps.
+    ``cost_vs_epoch`` is not skewed by load that varies between steps. For a transformer,
+    whose epoch costs as much as several methods, the mean epoch of its own training is used.
     """
+    cfg = run.data_cfg
+    if cfg.train.model != "mlp":
+        meta = json.loads(run.state("trained.json").read_text())
+        return float(meta["train_seconds"]) / max(int(meta["epochs"]), 1)
     one = dataclasses.replace(cfg.train, epochs=1)
     return float(train_ranker(window.train, one, keep_checkpoints=False).seconds)
 
@@ -204,8 +213,9 @@ class CellInputs:
 
 
 def cell_inputs(run: BenchRun) -> CellInputs:
-    window = load_window(run.data_cfg, run.last_day)
-    return CellInputs(run, window, load_evalset(run.data_cfg, window, per_query=True))
+    """The window and eval set encoded for the retrained ranker (scores align by sample, not encoding)."""
+    window = load_window(run.retrain_cfg, run.last_day)
+    return CellInputs(run, window, load_evalset(run.retrain_cfg, window, per_query=True))
 
 
 def run_cell(run: BenchRun, cell: Cell, inputs: CellInputs | None = None) -> dict:
@@ -218,8 +228,10 @@ def run_cell(run: BenchRun, cell: Cell, inputs: CellInputs | None = None) -> dic
     inputs = inputs or cell_inputs(run)
     scores = {} if cell.is_baseline else inputs.scores_for(cell.method)
     w = inputs.window
-    metrics = retrain_cell(cell, w.train, w.train_frame["query_text"], inputs.evalset, run.data_cfg.train, scores)
-    _write_rows(path, cell_rows(cell, metrics, inputs.score_seconds.get(cell.method, 0.0)))
+    train_cfg = run.retrain_cfg.train
+    metrics = retrain_cell(cell, w.train, w.train_frame["query_text"], inputs.evalset, train_cfg, scores)
+    seconds = inputs.score_seconds.get(cell.method, 0.0)
+    _write_rows(path, cell_rows(cell, metrics, seconds, model_id=run.retrain_model, score_model_id=run.score_model))
     return {**dataclasses.asdict(cell), "cached": False, "ndcg_at_10": metrics["ndcg_at_10"]}
 
 

@@ -16,6 +16,7 @@ from sie.importance import (  # noqa: F401  (registration side effects)
     loss,
     random,
     tracin,
+    trak,
 )
 from sie.importance.base import REGISTRY, Estimator, ScoringContext, get_estimator, register
 

@@ -22,7 +22,7 @@ sample-local, so ghost norms, TracIn dot products and input gradients stay exact
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, ClassVar
 
@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from sie.config import SieConfig
 from sie.model.features import SampleTensors
 from sie.model.objective import Objective
-from sie.model.ranker import NeuralRanker
+from sie.model.ranker import NeuralRanker, build_ranker
 
 if TYPE_CHECKING:  # pragma: no cover
     from sie.model.training import TrainResult
@@ -69,6 +69,11 @@ def at_model(model: NeuralRanker, data: SampleTensors, cfg: SieConfig, device: t
     return with_logit_grad(data, objective.logit_gradients(z))
 
 
+def in_memory_scratch(name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """The default :attr:`ScoringContext.scratch`: a zeroed in-memory array (``name`` unused)."""
+    return np.zeros(shape, dtype=dtype)
+
+
 class LogitGradient:
     """A batch's λ (see the module doc): :func:`per_sample_loss` returns the surrogate ``λ_i · z_i``."""
 
@@ -94,6 +99,10 @@ class ScoringContext:
     learning_rates: list[float] = field(default_factory=list)
     device: torch.device = torch.device("cpu")
     seed: int = 0
+    # where an estimator keeps a large per-sample array (e.g. `trak`'s projected gradients):
+    # ``scratch(name, shape, dtype)`` returns a zeroed array; the caller may hand out
+    # np.memmap files instead of memory (estimators themselves do no I/O)
+    scratch: Callable[[str, tuple[int, ...], np.dtype], np.ndarray] = field(default=in_memory_scratch, repr=False)
     # other methods' scores for this same model version, given by the caller (e.g. the
     # scoring step, with scores published earlier in the run), so that derived methods
     # (``loss@client``, ``ensemble``) reuse them instead of recomputing
@@ -135,7 +144,7 @@ class ScoringContext:
         """The model as it was at the end of ``epoch`` (0-based)."""
         if not self.checkpoint_states:
             raise RuntimeError("this scoring context has no checkpoints")
-        model = NeuralRanker.from_config(self.cfg.train)
+        model = build_ranker(self.cfg.train, pretrained=False)
         model.load_state_dict(self.checkpoint_states[epoch])
         return model.to(self.device)
 

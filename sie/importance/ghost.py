@@ -1,4 +1,4 @@
-"""Per-sample gradient algebra for ``nn.Linear`` and ``nn.Embedding``, without per-sample gradients.
+"""Per-sample gradient algebra for ``nn.Linear``, ``nn.Embedding`` and ``nn.LayerNorm``, without per-sample gradients.
 
 For one batch, a forward pass records each layer's input (Linear: activations
 ``a``; Embedding: token ids) and its output; one backward pass of ``J = Σ_i ℓ_i``
@@ -9,7 +9,11 @@ sum of outer products over the token axis ``t`` (T = 1 for a plain 2-D input):
 
 * Linear ``W[out, in]``: ``∇_W ℓ_i = Σ_t g_it a_itᵀ``, ``∇_b ℓ_i = Σ_t g_it``;
 * Embedding ``E[V, D]``: ``∇_E ℓ_i = Σ_t onehot(id_it) g_itᵀ`` (positions holding
-  ``padding_idx`` get no gradient).
+  ``padding_idx`` get no gradient);
+* LayerNorm ``y = x̂ ⊙ w + b`` with ``x̂ = layer_norm(x)`` without affine (the module's
+  eps): ``∇_w ℓ_i = Σ_t g_it ⊙ x̂_it``, ``∇_b ℓ_i = Σ_t g_it``. These are vectors of the
+  normalised size, so they are simply formed per sample (B × D, no larger than an
+  activation) and kept exact in projections, like biases.
 
 From these factors (Li et al. 2022 "ghost clipping"; Bu et al. 2023 "book-keeping")
 
@@ -36,13 +40,14 @@ from collections.abc import Sequence
 from functools import partial
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-SUPPORTED = (nn.Linear, nn.Embedding)
+SUPPORTED = (nn.Linear, nn.Embedding, nn.LayerNorm)
 
 
 class LayerRecord:
-    """One Linear/Embedding layer's inputs, outputs and output gradients for one batch."""
+    """One Linear/Embedding/LayerNorm layer's inputs, outputs and output gradients for one batch."""
 
     __slots__ = ("name", "module", "inputs", "outputs", "grads")
 
@@ -60,11 +65,17 @@ class LayerRecord:
     def is_embedding(self) -> bool:
         return isinstance(self.module, nn.Embedding)
 
+    @property
+    def is_layer_norm(self) -> bool:
+        return isinstance(self.module, nn.LayerNorm)
+
     def factors(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(a [B,T,in] or ids [B,T], g [B,T,out]); padding positions of an Embedding get g = 0."""
+        """(a [B,T,in] or ids [B,T] or x̂ [B,T,D], g [B,T,out]); padding positions of an Embedding get g = 0."""
         if not self.grads:
             raise RuntimeError(f"layer {self.name} has no gradients; call GhostCapture.backward first")
         b = self.grads[0].shape[0]
+        if self.is_layer_norm:
+            return self._normalised_inputs(b), _cat([x.reshape(b, -1, self.module.weight.numel()) for x in self.grads])
         g = _cat([x.reshape(b, -1, x.shape[-1]) for x in self.grads])
         if self.is_embedding:
             ids = _cat([x.reshape(b, -1) for x in self.inputs])
@@ -75,11 +86,36 @@ class LayerRecord:
         a = _cat([x.reshape(b, -1, x.shape[-1]) for x in self.inputs])
         return a, g
 
+    def _normalised_inputs(self, b: int) -> torch.Tensor:
+        """[B,T,D] x̂ = layer_norm(x) without the affine part, recomputed from the recorded inputs."""
+        shape, eps = self.module.normalized_shape, self.module.eps
+        d = self.module.weight.numel()
+        dtype = self.grads[0].dtype
+        return _cat([F.layer_norm(x, shape, eps=eps).reshape(b, -1, d).to(dtype) for x in self.inputs])
+
+    def vector_params(self) -> list[str]:
+        """LayerNorm only: its trainable parameters, "weight" before "bias"."""
+        return [
+            n
+            for n in ("weight", "bias")
+            if getattr(self.module, n) is not None and getattr(self.module, n).requires_grad
+        ]
+
+    def vector_grads(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """LayerNorm only: ([B,D] ∇_w ℓ_i, [B,D] ∇_b ℓ_i), None for a parameter that is absent or frozen."""
+        x_hat, g = self.factors()
+        trainable = self.vector_params()
+        gw = (g * x_hat).sum(1) if "weight" in trainable else None
+        gb = g.sum(1) if "bias" in trainable else None
+        return gw, gb
+
     # ---- per-sample quantities ------------------------------------------------
     def sq_norms(self) -> torch.Tensor:
         """[B] squared norm of each sample's gradient w.r.t. this layer's parameters."""
         if self.is_embedding:
             return self._embedding_sq_norms()
+        if self.is_layer_norm:
+            return _sum([v.pow(2).sum(1) for v in self.vector_grads() if v is not None])
         x, g = self.factors()
         t = g.shape[1]
         wants_w = self.module.weight.requires_grad
@@ -137,6 +173,8 @@ class LayerRecord:
     def dots(self, grads: dict[str, torch.Tensor]) -> torch.Tensor:
         """[B] ⟨∇ℓ_i, G⟩ restricted to this layer, for a parameter-shaped vector ``G``
         given as ``{parameter name: tensor}`` (names as in ``model.named_parameters()``)."""
+        if self.is_layer_norm:
+            return self._vector_dots(grads)
         x, g = self.factors()
         out = torch.zeros(g.shape[0], dtype=g.dtype, device=g.device)
         gw = grads.get(self.key("weight"))
@@ -151,8 +189,19 @@ class LayerRecord:
             out = out + g.sum(1) @ gb
         return out
 
+    def _vector_dots(self, grads: dict[str, torch.Tensor]) -> torch.Tensor:
+        gw, gb = self.vector_grads()
+        out = torch.zeros(self.grads[0].shape[0], dtype=self.grads[0].dtype, device=self.grads[0].device)
+        for mine, name in ((gw, "weight"), (gb, "bias")):
+            other = grads.get(self.key(name))
+            if mine is not None and other is not None:
+                out = out + mine @ other.reshape(-1).to(mine.dtype)
+        return out
+
     def project(self, proj: LayerProjection) -> torch.Tensor:
-        """[B, k] the projected per-sample gradient of this layer (bias kept exact)."""
+        """[B, k] the projected per-sample gradient of this layer (bias and LayerNorm kept exact)."""
+        if self.is_layer_norm:
+            return torch.cat([v for v in self.vector_grads() if v is not None], 1)
         x, g = self.factors()
         if self.is_embedding:
             u = proj.rows.t()[x]  # [B, T, k1]: columns of P_rows picked by token id
@@ -170,18 +219,46 @@ class LayerProjection:
     """A Kronecker-structured Gaussian projection of one weight's gradient: ``P_rows ⊗ P_cols``.
 
     Entries are N(0, 1/k) so that ``E[Pᵀ P] = I``: projected inner products are unbiased
-    estimates of the exact ones (Johnson–Lindenstrauss).
+    estimates of the exact ones (Johnson–Lindenstrauss). With ``exact_if_small`` a weight
+    of at most ``dim`` entries is not projected (identity factors): nothing is gained by
+    a random map to as many dimensions as the weight has. A LayerNorm (1-D weight) has no
+    projection: its gradient is kept exact.
     """
 
-    def __init__(self, weight_shape: tuple[int, int], dim: int, generator: torch.Generator, device, dtype):
+    def __init__(
+        self,
+        weight_shape: tuple[int, ...],
+        dim: int,
+        generator: torch.Generator,
+        device,
+        dtype,
+        exact_if_small: bool = False,
+    ):
+        self.rows: torch.Tensor | None = None
+        self.cols: torch.Tensor | None = None
+        if len(weight_shape) != 2:  # LayerNorm: exact, and no random numbers drawn
+            return
         n_rows, n_cols = weight_shape  # Linear [out, in]; Embedding [V, D]
+        if exact_if_small and n_rows * n_cols <= dim:
+            self.rows = torch.eye(n_rows, device=device, dtype=dtype)
+            self.cols = torch.eye(n_cols, device=device, dtype=dtype)
+            return
         k1 = min(n_rows, max(1, int(round(math.sqrt(dim)))))
         k2 = min(n_cols, max(1, math.ceil(dim / k1)))
         self.rows = (torch.randn(k1, n_rows, generator=generator) / math.sqrt(k1)).to(device, dtype)
         self.cols = (torch.randn(k2, n_cols, generator=generator) / math.sqrt(k2)).to(device, dtype)
 
+    def width(self, rec: LayerRecord) -> int:
+        """The number of columns ``rec.project(self)`` returns."""
+        if rec.is_layer_norm:
+            return sum(getattr(rec.module, n).numel() for n in rec.vector_params())
+        bias = rec.module.bias if not rec.is_embedding else None
+        return self.rows.shape[0] * self.cols.shape[0] + (bias.numel() if bias is not None else 0)
+
     def project_grad(self, rec: LayerRecord, grads: dict[str, torch.Tensor]) -> torch.Tensor:
         """[k] the projection of a parameter-shaped vector ``{name: tensor}`` (layout of ``LayerRecord.project``)."""
+        if rec.is_layer_norm:
+            return torch.cat([grads[rec.key(n)].reshape(-1) for n in rec.vector_params()])
         parts = [(self.rows @ grads[rec.key("weight")] @ self.cols.t()).flatten()]
         if not rec.is_embedding and rec.module.bias is not None:
             parts.append(grads[rec.key("bias")])
@@ -189,7 +266,7 @@ class LayerProjection:
 
 
 class GhostCapture:
-    """Forward hooks on every trainable Linear/Embedding layer of ``model``.
+    """Forward hooks on every trainable Linear/Embedding/LayerNorm layer of ``model``.
 
     Use as a context manager around the forward pass, then call :meth:`backward` with the
     summed per-sample losses. ``types`` restricts which layers are recorded (e.g. only
@@ -206,7 +283,7 @@ class GhostCapture:
             if not isinstance(module, SUPPORTED):
                 raise NotImplementedError(
                     f"per-sample gradients of {type(module).__name__} ({name!r}) are not implemented; "
-                    "only nn.Linear and nn.Embedding carry parameters in supported models"
+                    "only nn.Linear, nn.Embedding and nn.LayerNorm carry parameters in supported models"
                 )
             if isinstance(module, nn.Embedding) and module.scale_grad_by_freq:
                 raise NotImplementedError(f"{name!r}: Embedding(scale_grad_by_freq=True) has no per-sample gradient")

@@ -45,6 +45,8 @@ def hash_tokens(texts: pd.Series | list[str], max_len: int, vocab_size: int) -> 
 class SampleTensors:
     """Model inputs for N samples, in a fixed order (``sample_id[i]`` is row i)."""
 
+    # the ranker's two token inputs (:func:`token_inputs`): hashed query / title tokens for the
+    # MLP; the (query, title) pair's word-piece ids / segment ids for the cross-encoder
     query_tokens: torch.Tensor  # [N, Lq] int64
     item_tokens: torch.Tensor  # [N, Li] int64
     dense: torch.Tensor  # [N, n_dense] float32
@@ -101,9 +103,10 @@ def encode_frame(
     label = df["label"].to_numpy(dtype=np.int64) if "label" in df else np.zeros(n, np.int64)
     group = pd.factorize(df[group_col])[0].astype(np.int64) if group_col in df else np.zeros(n, np.int64)
     sid = df["sample_id"].to_numpy(dtype=object) if "sample_id" in df else np.arange(n).astype(str).astype(object)
+    first, second = token_inputs(df[query_col].fillna(""), df[item_col].fillna(""), cfg)
     return SampleTensors(
-        torch.from_numpy(hash_tokens(df[query_col].fillna(""), cfg.max_query_tokens, cfg.vocab_size)),
-        torch.from_numpy(hash_tokens(df[item_col].fillna(""), cfg.max_item_tokens, cfg.vocab_size)),
+        torch.from_numpy(first),
+        torch.from_numpy(second),
         torch.from_numpy(dense),
         torch.from_numpy(click),
         torch.from_numpy(label),
@@ -112,6 +115,19 @@ def encode_frame(
         group_index(df, ["client_id"]),
         group_index(df, ["client_id", "session_id"]),  # session ids are only unique within a client
     )
+
+
+def token_inputs(queries: pd.Series, titles: pd.Series, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The ranker's two token inputs: hashed query and title tokens (mlp), or the pair's
+    word-piece and segment ids (minilm_cross, sie.model.cross_encoder)."""
+    if cfg.model == "mlp":
+        return (
+            hash_tokens(queries, cfg.max_query_tokens, cfg.vocab_size),
+            hash_tokens(titles, cfg.max_item_tokens, cfg.vocab_size),
+        )
+    from sie.model.cross_encoder import encode_pairs
+
+    return encode_pairs(list(queries), list(titles), cfg.transformer.max_tokens)
 
 
 def group_index(df: pd.DataFrame, columns: list[str]) -> torch.Tensor | None:

@@ -14,6 +14,8 @@ from sie.config import TrainConfig
 
 
 class NeuralRanker(nn.Module):
+    model_id = "mlp"
+
     def __init__(self, vocab_size: int, embedding_dim: int, hidden_dim: int, n_dense: int):
         super().__init__()
         self.query_embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=0)
@@ -46,6 +48,18 @@ class NeuralRanker(nn.Module):
 
     def forward(self, query_tokens, item_tokens, dense) -> torch.Tensor:
         return self.output(self.embed(query_tokens, item_tokens, dense)).squeeze(-1)
+
+
+def build_ranker(cfg: TrainConfig, pretrained: bool = True) -> nn.Module:
+    """The ranker ``cfg.model`` names, untrained (``pretrained=False``: without reading any
+    pre-trained weights, for a state dict to be loaded into)."""
+    if cfg.model == "mlp":
+        return NeuralRanker.from_config(cfg)
+    if cfg.model == "minilm_cross":
+        from sie.model.cross_encoder import CrossEncoderRanker
+
+        return CrossEncoderRanker.from_config(cfg, pretrained=pretrained)
+    raise ValueError(f"unknown train.model {cfg.model!r}; known: mlp, minilm_cross")
 
 
 def resolve_device(name: str = "auto") -> torch.device:

@@ -8,6 +8,17 @@ The loss is ``train.objective`` (sie.model.objective): pointwise BCE on clicks, 
 listwise / pairwise loss over each query request's graded relevance; for those, every
 batch holds whole requests (:func:`request_batches`) so a request's loss is computed
 over all its samples, and the recorded per-sample loss is the sample's term of it.
+
+Data-parallel (``world`` of several ``torchrun`` processes, sie.model.distributed): every
+rank draws the same batches (same seed) and takes its contiguous part of each (whole
+requests for a group objective); the model is wrapped in DistributedDataParallel, whose
+gradient all-reduce averages over ranks, so each rank's loss is scaled to make the
+averaged gradient the gradient of the *global* batch's mean loss, as in one process. Each
+rank records the dynamics of its own samples; they are summed over the ranks after every
+epoch, so every rank returns the dynamics of all samples. What matches one process: the
+batches, the initial weights and, exactly, which sample's dynamics come from which
+batch; what is only close: the gradient (a sum split in two and reduced across ranks,
+float32 rounding differs), hence the weights, losses and logits after the first step.
 """
 
 from __future__ import annotations
@@ -20,9 +31,10 @@ import numpy as np
 import torch
 
 from sie.config import TrainConfig
+from sie.model.distributed import SINGLE, World, split_batch, sum_arrays
 from sie.model.features import SampleTensors
 from sie.model.objective import Objective
-from sie.model.ranker import NeuralRanker, resolve_device
+from sie.model.ranker import NeuralRanker, build_ranker, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -79,12 +91,19 @@ def train_ranker(
     sample_weight: torch.Tensor | None = None,
     keep_checkpoints: bool = True,
     progress: bool = False,
+    world: World = SINGLE,
 ) -> TrainResult:
-    """Train a fresh ranker with ``cfg.objective`` (default: pointwise BCE on clicks), recording training dynamics."""
+    """Train a fresh ranker with ``cfg.objective`` (default: pointwise BCE on clicks), recording training dynamics.
+
+    ``world``: the data-parallel processes this one is part of (module doc); every rank must call
+    this with the same data and settings, and every rank returns the same result.
+    """
+    cfg = cfg.effective()
     seed = cfg.seed if seed is None else seed
     gen = set_seed(seed)
     device = resolve_device(cfg.device)
-    model = NeuralRanker.from_config(cfg).to(device)
+    model = build_ranker(cfg).to(device)
+    forward = data_parallel(model, world, device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     n = len(data)
     if n == 0:
@@ -98,20 +117,33 @@ def train_ranker(
     for epoch in range(cfg.epochs):
         model.train()
         total = 0.0
-        for idx in epoch_batches(data, cfg, gen, objective.is_group):
+        for batch in epoch_batches(data, cfg, gen, objective.is_group):
+            idx = split_batch(batch, data.group if objective.is_group else None, world.rank, world.size)
+            # a rank with no share of a (tiny) batch still joins its gradient all-reduce, with a zero loss
+            share = 1.0 if len(idx) else 0.0
+            idx = idx if len(idx) else batch[:1]
             q, i, d = data.inputs(device, idx)
-            logits = model(q, i, d)
+            with autocast(device):
+                logits = forward(q, i, d).float()
             per_sample = objective.losses(logits, idx)
             if sample_weight is not None:
-                loss = (per_sample * sample_weight[idx].to(device)).mean()
+                weighted = per_sample * sample_weight[idx].to(device)
             else:
-                loss = per_sample.mean()
+                weighted = per_sample
+            # DDP averages the ranks' gradients: scaled so that the average is the global batch mean's
+            loss = weighted.mean() if not world.is_distributed else weighted.sum() * (share * world.size / len(batch))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            dyn_loss[epoch, idx.numpy()] = per_sample.detach().float().cpu().numpy()
-            dyn_logit[epoch, idx.numpy()] = logits.detach().float().cpu().numpy()
-            total += float(per_sample.detach().sum())
+            if share:
+                dyn_loss[epoch, idx.numpy()] = per_sample.detach().float().cpu().numpy()
+                dyn_logit[epoch, idx.numpy()] = logits.detach().float().cpu().numpy()
+                total += float(per_sample.detach().sum())
+        if world.is_distributed:  # each rank filled its own samples: the sums hold every sample's values
+            dyn_loss[epoch], dyn_logit[epoch], summed = sum_arrays(
+                [dyn_loss[epoch], dyn_logit[epoch], np.array([total])], world
+            )
+            total = float(summed[0])
         epoch_loss.append(total / n)
         if keep_checkpoints:
             checkpoints.append({k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
@@ -130,6 +162,25 @@ def train_ranker(
     )
 
 
+def data_parallel(model: NeuralRanker, world: World, device: torch.device):
+    """What the training loop calls forward on: ``model`` itself, or its DDP wrapper with several ranks.
+
+    ``find_unused_parameters``: a pretrained transformer may carry weights the ranker never
+    reaches (a pooler), which plain DDP would wait for forever.
+    """
+    if not world.is_distributed:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on CUDA (matmuls in bf16, losses and optimiser state in fp32); a no-op on CPU."""
+    return torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
 @torch.no_grad()
 def predict(model: NeuralRanker, data: SampleTensors, batch_size: int = 8192) -> np.ndarray:
     model.eval()
@@ -137,5 +188,6 @@ def predict(model: NeuralRanker, data: SampleTensors, batch_size: int = 8192) ->
     out = []
     for begin in range(0, len(data), batch_size):
         sl = slice(begin, begin + batch_size)
-        out.append(model(*data.inputs(device, sl)).float().cpu())
+        with autocast(device):
+            out.append(model(*data.inputs(device, sl)).float().cpu())
     return torch.cat(out).numpy() if out else np.zeros(0, np.float32)

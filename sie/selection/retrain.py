@@ -120,12 +120,18 @@ def run_cells(
         yield cell, run_cell(cell, train, strata, evalset, train_cfg, scores)
 
 
-def cell_rows(cell: Cell, metrics: dict, score_seconds: float = 0.0) -> list[dict]:
+def cell_rows(
+    cell: Cell, metrics: dict, score_seconds: float = 0.0, *, model_id: str = "mlp", score_model_id: str | None = None
+) -> list[dict]:
     """One cell's metrics as benchmark_results rows (dataset, ds, run_id and created_at are added by the writer).
 
-    A metric whose value is a mapping (per-query NDCG) gives one row per key, the key in ``subset``.
+    ``model_id`` is the ranker retrained on the cell, ``score_model_id`` the one whose scores chose
+    the data (default: the same; none for the baselines). A metric whose value is a mapping
+    (per-query NDCG) gives one row per key, the key in ``subset``.
     """
     common = {
+        "model_id": model_id,
+        "score_model_id": None if cell.is_baseline else (score_model_id or model_id),
         "method": cell.method,
         "keep_ratio": cell.keep_ratio,
         "seed": cell.seed,

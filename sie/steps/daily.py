@@ -77,19 +77,26 @@ def validate(cfg: SieConfig, ds: Ds, suites: str | tuple[str, ...] | list[str] =
 
 
 def train(cfg: SieConfig, ds: Ds) -> dict:
-    """Train the ranker on the window ending ``ds``; publish the model version."""
+    """Train the ranker on the window ending ``ds``; publish the model version.
+
+    Under ``torchrun`` the ranks train data-parallel (sie.model.training) and rank 0 publishes.
+    """
     ds = Ds(ds)
+    from sie.model.distributed import all_gather_objects, init_from_env
     from sie.model.training import train_ranker
     from sie.steps.models import save_model
     from sie.steps.window import load_window
 
     faults.point("train.start")
+    world = init_from_env()
     with timed(log, f"train ds={ds}"):
         window = load_window(cfg, ds)
         log.info(
             "train ds=%s: %d samples from %s (%d held out)", ds, len(window.train), window.days, window.n_validation
         )
-        return save_model(cfg, window, train_ranker(window.train, cfg.train, progress=True))
+        result = train_ranker(window.train, cfg.train, progress=world.is_main, world=world)
+        meta = save_model(cfg, window, result) | {"world_size": world.size} if world.is_main else None
+        return all_gather_objects(meta, world)[0]  # also keeps every rank until the version is published
 
 
 def score(cfg: SieConfig, ds: Ds, method: str) -> dict:
@@ -149,7 +156,9 @@ def evaluate(cfg: SieConfig, ds: Ds, scores: dict[str, np.ndarray] | None = None
             cells = click_only_cells(grid.cells(), window, cfg.train, scores)
         rows = []
         for cell, metrics in cells:
-            rows += cell_rows(cell, metrics, 0.0 if cell.is_baseline else seconds[cell.method])
+            rows += cell_rows(
+                cell, metrics, 0.0 if cell.is_baseline else seconds[cell.method], model_id=cfg.train.model
+            )
         dataset = cfg.simulate.world if cfg.source == "simulator" else cfg.source
         frame = pd.DataFrame(rows).assign(dataset=dataset, ds=ds, created_at=datetime.now(UTC))
         wh.write_partition(

@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from sie.config import SieConfig
+from sie.config import SieConfig, TrainConfig
 from sie.ds import Ds
-from sie.model.ranker import NeuralRanker, resolve_device
+from sie.model.ranker import NeuralRanker, build_ranker, resolve_device
 from sie.model.training import TrainResult
 from sie.model.window import TrainingWindow
 from sie.store import Warehouse
@@ -57,7 +57,8 @@ class LoadedModel:
 def model_meta(cfg: SieConfig, window: TrainingWindow, result: TrainResult) -> dict:
     return {
         "ds": window.ds,
-        "model_version": f"ranker-{window.ds}",
+        "model_id": result.model.model_id,
+        "model_version": model_version(result.model.model_id, window.ds),
         "n_train": result.n_train,
         "n_validation": window.n_validation,
         "epochs": result.epochs,
@@ -68,6 +69,11 @@ def model_meta(cfg: SieConfig, window: TrainingWindow, result: TrainResult) -> d
         "device": str(next(result.model.parameters()).device),
         "train_config": asdict(cfg.train),
     }
+
+
+def model_version(model_id: str, ds: str) -> str:
+    """``ranker-<ds>`` for the default MLP (as before models had ids), ``<model id>-<ds>`` otherwise."""
+    return f"ranker-{ds}" if model_id == "mlp" else f"{model_id}-{ds}"
 
 
 def save_model(cfg: SieConfig, window: TrainingWindow, result: TrainResult) -> dict:
@@ -87,6 +93,17 @@ def save_model(cfg: SieConfig, window: TrainingWindow, result: TrainResult) -> d
     return meta
 
 
+def trained_config(cfg: SieConfig, meta: dict) -> TrainConfig:
+    """The train settings the version was trained with (its architecture), checked against ``cfg``."""
+    trained = meta.get("train_config", {}).get("model", "mlp")
+    if trained != cfg.train.model:
+        raise ValueError(
+            f"the model of ds={meta['ds']} is {trained!r} but train.model={cfg.train.model!r}; "
+            f"retrain it (`sie train --ds {meta['ds']}`) or set train.model={trained}"
+        )
+    return cfg.train
+
+
 def load_model(cfg: SieConfig, ds: Ds) -> LoadedModel:
     """The model version trained on the window ending ``ds``, in memory on the configured device."""
     version = ModelVersion(ds, Warehouse.from_config(cfg).model_dir(ds))
@@ -94,7 +111,7 @@ def load_model(cfg: SieConfig, ds: Ds) -> LoadedModel:
         raise FileNotFoundError(f"no trained model for ds={ds} at {version.path}; run `sie train --ds {ds}` first")
     meta = json.loads(version.meta_path.read_text())
     states = [torch.load(version.checkpoint_path(e), map_location="cpu") for e in range(meta["epochs"])]
-    model = NeuralRanker.from_config(cfg.train)
+    model = build_ranker(trained_config(cfg, meta), pretrained=False)
     model.load_state_dict(states[-1])
     model.to(resolve_device(cfg.train.device))
     return LoadedModel(

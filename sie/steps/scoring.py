@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,8 +44,11 @@ class ScoredMethod:
     meta: dict
 
 
-def scoring_context(cfg: SieConfig, window: TrainingWindow, loaded: LoadedModel) -> ScoringContext:
-    """Everything an estimator needs for the model trained on ``window``, in memory."""
+def scoring_context(
+    cfg: SieConfig, window: TrainingWindow, loaded: LoadedModel, rows: np.ndarray | None = None
+) -> ScoringContext:
+    """Everything an estimator needs for the model trained on ``window``, in memory; with ``rows``
+    (a shard, sie.steps.sharded) only those training samples are scored."""
     trained = loaded.index["sample_id"].to_numpy()
     if not np.array_equal(window.train_frame["sample_id"].to_numpy(), trained):
         raise RuntimeError(
@@ -52,15 +59,32 @@ def scoring_context(cfg: SieConfig, window: TrainingWindow, loaded: LoadedModel)
         cfg=cfg,
         ds=window.ds,
         model=loaded.model,
-        train=window.train,
+        train=window.train if rows is None else window.train.subset(rows),
         validation=window.validation,
-        dynamics_loss=loaded.dynamics_loss,
-        dynamics_logit=loaded.dynamics_logit,
+        dynamics_loss=loaded.dynamics_loss if rows is None else loaded.dynamics_loss[:, rows],
+        dynamics_logit=loaded.dynamics_logit if rows is None else loaded.dynamics_logit[:, rows],
         checkpoint_states=loaded.checkpoint_states,
         learning_rates=list(loaded.meta.get("learning_rates", [])),
         device=resolve_device(cfg.train.device),
         seed=cfg.train.seed,
     )
+
+
+@contextmanager
+def scratch_files(wh: Warehouse) -> Iterator:
+    """A :attr:`ScoringContext.scratch` that stores arrays as memory-mapped ``.npy`` files in a
+    private staging folder (e.g. `trak`'s projected gradients, [N, k] floats: disk, not RAM),
+    removed when scoring ends; a killed run's folder is left to the staging clean-up."""
+    folder = wh.staging_dir / f"scratch-{uuid.uuid4().hex}"
+
+    def scratch(name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+        folder.mkdir(parents=True, exist_ok=True)
+        return np.lib.format.open_memmap(folder / f"{name}.npy", mode="w+", dtype=dtype, shape=shape)
+
+    try:
+        yield scratch
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def score_method(
@@ -79,7 +103,8 @@ def score_method(
     given, given_seconds = reusable_scores(cfg, window, loaded, estimator)
     ctx.given_scores.update(given)
     start = time.perf_counter()
-    scores = checked_scores(estimator, ctx)
+    with scratch_files(Warehouse.from_config(cfg)) as ctx.scratch:
+        scores = checked_scores(estimator, ctx)
     if ctx.device.type == "cuda":
         torch.cuda.synchronize()
     # a derived method costs what its reused inputs cost plus its own arithmetic
@@ -140,6 +165,7 @@ def publish_scores(cfg: SieConfig, scored: ScoredMethod) -> None:
             "run_id": np.full(n, f"daily-{ds}"),
             "model_version": np.full(n, scored.meta["model_version"]),
             "score": scored.scores,
+            "model_id": np.full(n, scored.meta.get("model_id", "mlp")),
         }
     )
     wh = Warehouse.from_config(cfg)
