@@ -432,6 +432,7 @@ def _commit_many(args) -> int:
                 "run_id": ["r"] * 2,
                 "model_version": ["v"] * 2,
                 "score": [float(i)] * 2,
+                "model_id": ["mlp"] * 2,
             }
         )
         try:

@@ -218,7 +218,7 @@ BENCHMARK_RESULTS = TableSchema(
         "subset": "what the metric is restricted to: a noise type (bot) or a setting (train.epochs), null = all",
         "at": "a curve coordinate: the FPR of noise_roc_tpr, the quantile of score_pct_quantile, null = scalar",
         "model_id": "the ranker trained (and retrained on the selection) to measure the row: mlp, minilm_cross",
-        "score_model_id": "the ranker whose importance scores chose the data (a proxy when not model_id); null = none",
+        "score_model_id": "the ranker whose importance scores chose the data (a proxy when not model_id), null = none",
     },
 )
 

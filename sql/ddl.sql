@@ -113,7 +113,7 @@ CREATE TABLE IF NOT EXISTS benchmark_results (
     `score_seconds` DOUBLE,
     `created_at` TIMESTAMP,
     `model_id` STRING COMMENT 'the ranker trained (and retrained on the selection) to measure the row: mlp, minilm_cross',
-    `score_model_id` STRING COMMENT 'the ranker whose importance scores chose the data (a proxy when not model_id); null = none',
+    `score_model_id` STRING COMMENT 'the ranker whose importance scores chose the data (a proxy when not model_id), null = none',
     `run_id` STRING
 )
 USING DELTA PARTITIONED BY (run_id);

@@ -47,6 +47,7 @@ def _publish_scores(wh: Warehouse, model_ds: str, method: str, samples: pd.DataF
             "run_id": ["fixture"] * len(frame),
             "model_version": [model_ds] * len(frame),
             "score": frame["score"],
+            "model_id": ["mlp"] * len(frame),
         }
     )
     wh.write_partition("importance_scores", {"ds": model_ds, "method": method}, table)

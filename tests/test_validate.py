@@ -23,6 +23,7 @@ def _scores(n: int, method: str, score=None) -> pa.Table:
             "run_id": ["r"] * n,
             "model_version": ["m1"] * n,
             "score": np.linspace(0, 1, n) if score is None else score,
+            "model_id": ["mlp"] * n,
         }
     )
 
