@@ -165,15 +165,15 @@ def train_ranker(
 def data_parallel(model: NeuralRanker, world: World, device: torch.device):
     """What the training loop calls forward on: ``model`` itself, or its DDP wrapper with several ranks.
 
-    ``find_unused_parameters``: a pretrained transformer may carry weights the ranker never
-    reaches (a pooler), which plain DDP would wait for forever.
+    Every parameter of both rankers takes part in each forward pass (the cross-encoder is built
+    without the checkpoint's unused pooler), so DDP need not search for unused ones each step.
     """
     if not world.is_distributed:
         return model
     from torch.nn.parallel import DistributedDataParallel
 
     ids = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else None
-    return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
+    return DistributedDataParallel(model, device_ids=ids)
 
 
 def autocast(device: torch.device):

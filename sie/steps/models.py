@@ -93,8 +93,8 @@ def save_model(cfg: SieConfig, window: TrainingWindow, result: TrainResult) -> d
     return meta
 
 
-def trained_config(cfg: SieConfig, meta: dict) -> TrainConfig:
-    """The train settings the version was trained with (its architecture), checked against ``cfg``."""
+def checked_train_config(cfg: SieConfig, meta: dict) -> TrainConfig:
+    """``cfg.train``, refused when the version (``meta``) was trained with another ranker."""
     trained = meta.get("train_config", {}).get("model", "mlp")
     if trained != cfg.train.model:
         raise ValueError(
@@ -111,7 +111,7 @@ def load_model(cfg: SieConfig, ds: Ds) -> LoadedModel:
         raise FileNotFoundError(f"no trained model for ds={ds} at {version.path}; run `sie train --ds {ds}` first")
     meta = json.loads(version.meta_path.read_text())
     states = [torch.load(version.checkpoint_path(e), map_location="cpu") for e in range(meta["epochs"])]
-    model = build_ranker(trained_config(cfg, meta), pretrained=False)
+    model = build_ranker(checked_train_config(cfg, meta), pretrained=False)
     model.load_state_dict(states[-1])
     model.to(resolve_device(cfg.train.device))
     return LoadedModel(

@@ -154,20 +154,25 @@ def model_fingerprint(loaded: LoadedModel) -> str:
     return digest.hexdigest()[:16]
 
 
-def publish_scores(cfg: SieConfig, scored: ScoredMethod) -> None:
-    """Write one method's scores as the ``importance_scores`` partition (ds, method), and its cost."""
-    ds, frame = scored.window.ds, scored.window.train_frame
-    n = len(scored.scores)
-    table = pa.table(
+def score_table(frame, meta: dict, scores: np.ndarray, run_id: str) -> pa.Table:
+    """The ``importance_scores`` data columns for ``scores`` of the samples in ``frame`` (same order)."""
+    n = len(scores)
+    return pa.table(
         {
             "sample_id": frame["sample_id"].to_numpy(),
             "sample_ds": frame["sample_ds"].to_numpy(),
-            "run_id": np.full(n, f"daily-{ds}"),
-            "model_version": np.full(n, scored.meta["model_version"]),
-            "score": scored.scores,
-            "model_id": np.full(n, scored.meta.get("model_id", "mlp")),
+            "run_id": np.full(n, run_id),
+            "model_version": np.full(n, meta["model_version"]),
+            "score": scores,
+            "model_id": np.full(n, meta.get("model_id", "mlp")),
         }
     )
+
+
+def publish_scores(cfg: SieConfig, scored: ScoredMethod) -> None:
+    """Write one method's scores as the ``importance_scores`` partition (ds, method), and its cost."""
+    ds = scored.window.ds
+    table = score_table(scored.window.train_frame, scored.meta, scored.scores, f"daily-{ds}")
     wh = Warehouse.from_config(cfg)
     wh.write_partition("importance_scores", {"ds": ds, "method": scored.method}, table)
     write_json_atomic(_cost_path(wh, ds, scored.method), scored.cost, indent=None)

@@ -42,7 +42,7 @@ from sie.model.features import SampleTensors
 from sie.model.objective import Objective
 from sie.model.window import TrainingWindow
 from sie.steps.models import LoadedModel, load_model
-from sie.steps.scoring import model_fingerprint, reusable_scores, scoring_context
+from sie.steps.scoring import model_fingerprint, reusable_scores, score_table, scoring_context
 from sie.steps.window import load_window
 from sie.store import TABLES, Warehouse, conform
 
@@ -112,7 +112,11 @@ def score_shard(cfg: SieConfig, window: TrainingWindow, loaded: LoadedModel, met
     wh = Warehouse.from_config(cfg)
     partition, run_id = {"ds": str(window.ds), "method": method}, f"daily-{window.ds}"
     folder = broadcast_object(str(wh.staged_partition(TABLE, partition, run_id)) if world.is_main else None, world)
-    part = write_part(folder, world.rank, score_rows(window.train_frame.iloc[rows], loaded.meta, scores, run_id))
+    part = write_part(
+        folder,
+        world.rank,
+        conform(score_table(window.train_frame.iloc[rows], loaded.meta, scores, run_id), TABLES[TABLE]),
+    )
     parts = all_gather_objects({"rank": world.rank, "path": part, "rows": len(rows), "seconds": seconds}, world)
     cost = None
     if world.is_main:
@@ -120,22 +124,6 @@ def score_shard(cfg: SieConfig, window: TrainingWindow, loaded: LoadedModel, met
         cost |= {"device": str(ctx.device), "reused": list(ctx.reused), "model_fingerprint": model_fingerprint(loaded)}
         write_json_atomic(wh.cost_path(str(window.ds), method), cost, indent=None)
     return broadcast_object(cost, world)  # every rank waits for the commit
-
-
-def score_rows(frame, meta: dict, scores: np.ndarray, run_id: str) -> pa.Table:
-    """The importance_scores rows of one shard (the data columns; the partition is the folder's)."""
-    n = len(scores)
-    table = pa.table(
-        {
-            "sample_id": frame["sample_id"].to_numpy(),
-            "sample_ds": frame["sample_ds"].to_numpy(),
-            "run_id": np.full(n, run_id),
-            "model_version": np.full(n, meta["model_version"]),
-            "score": scores,
-            "model_id": np.full(n, meta.get("model_id", "mlp")),
-        }
-    )
-    return conform(table, TABLES[TABLE])
 
 
 def write_part(folder: str, rank: int, table: pa.Table) -> str:
