@@ -199,6 +199,13 @@ class GridConfig:
     seeds: list[int] = field(default_factory=lambda: [0])
     # random (uniform), stratified (uniform within each query text), full (all data)
     baselines: list[str] = field(default_factory=lambda: ["random", "full"])
+    # -- the budget (docs/PERFORMANCE.md, "What the evaluate budget trades away")
+    # cells retrain on a seeded uniform subsample of at most this many training samples (the
+    # same one for every cell; keep ratios and importance ranks apply within it); 0 = all
+    max_train_samples: int = 500_000
+    # nightly evaluate only: cells left when this many seconds have passed are skipped (logged
+    # and counted in the result; full and the baselines run first); 0 = no limit
+    max_seconds: float = 0.0
 
 
 def _bench_grid() -> GridConfig:
@@ -498,9 +505,13 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "importance.rce_beta": (0, None, True),
     "evaluate.keep_ratios": (0, 1, False),
     "evaluate.seeds": (0, None, True),
+    "evaluate.max_train_samples": (0, None, True),
+    "evaluate.max_seconds": (0, None, True),
     "bench.days": (1, None, True),
     "bench.grid.keep_ratios": (0, 1, False),
     "bench.grid.seeds": (0, None, True),
+    "bench.grid.max_train_samples": (0, None, True),
+    "bench.grid.max_seconds": (0, None, True),  # (the benchmark does not use it: nightly evaluate only)
     "bench.torch_threads": (0, None, True),
     "bench.roc_points": (2, None, True),
     "bench.confidence": (0, 1, False),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from sie.config import SieConfig
 
@@ -34,6 +35,10 @@ def get_spark(cfg: SieConfig | None = None):
         .config("spark.driver.extraJavaOptions", _JIT_HUGE_METHODS)
         .config("spark.executor.extraJavaOptions", _JIT_HUGE_METHODS)  # (a cluster's executors)
     )
+    if os.environ.get("SIE_SPARK_EVENT_LOG"):  # a folder: stage timings for profiling (benchmarks/)
+        Path(os.environ["SIE_SPARK_EVENT_LOG"]).mkdir(parents=True, exist_ok=True)
+        builder = builder.config("spark.eventLog.enabled", "true").config("spark.eventLog.compress", "false")
+        builder = builder.config("spark.eventLog.dir", Path(os.environ["SIE_SPARK_EVENT_LOG"]).resolve().as_uri())
     _SESSION = builder.getOrCreate()
     _SESSION.sparkContext.setLogLevel("ERROR")
     return _SESSION

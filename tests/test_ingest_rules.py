@@ -268,6 +268,22 @@ def test_read_lines_round_trips_every_byte(tmp_path, spark):
     assert not list((tmp_path / "_staging").iterdir())  # the private folder is removed
 
 
+def test_a_day_in_one_gzip_file_is_spread_over_the_cores_with_exact_line_numbers(tmp_path, spark):
+    """Spark reads a .gz file in one task: its numbered lines are spread before the parse."""
+    import gzip
+
+    from sie.ingest import landing, parse
+
+    src = tmp_path / "ubi_events"
+    src.mkdir()
+    (src / "day.json.gz").write_bytes(gzip.compress(b"\n".join(b"line %d" % i for i in range(1, 5001))))
+    with landing.prepared({"ubi_events": landing.list_raw_files(src)}, tmp_path / "_staging") as files:
+        lines = parse.read_lines(spark, files)
+        assert lines.rdd.getNumPartitions() == 2 * spark.sparkContext.defaultParallelism
+        got = lines.select("line_no", "raw_bytes").collect()
+    assert sorted((r["line_no"], r["raw_bytes"]) for r in got) == [(i, b"line %d" % i) for i in range(1, 5001)]
+
+
 # ---- the landing pre-pass on its own (no Spark) --------------------------------------------
 
 

@@ -34,6 +34,15 @@ def test_tokenize_and_hash_are_stable():
     assert (hash_tokens(["red shoes"], 4, 100) == a[:1]).all()
 
 
+def test_hashing_each_distinct_text_once_gives_every_row_its_own_tokens():
+    texts = ["red shoes", None, "Blue HAT 2", "red shoes", "", "blue hat 2"] * 50
+    rows = hash_tokens(texts, max_len=3, vocab_size=64)
+    for text, row in zip(texts, rows):
+        one = hash_tokens([text], max_len=3, vocab_size=64)[0]
+        assert (row == one).all() and (one[: len(tokenize(text or ""))] > 0).all()
+    assert hash_tokens([], 3, 64).shape == (0, 3)
+
+
 def test_training_learns_and_records_dynamics():
     cfg = TrainConfig(epochs=6, batch_size=64, lr=1e-2, vocab_size=256, embedding_dim=8, hidden_dim=16)
     data = encode_frame(_frame(), cfg)

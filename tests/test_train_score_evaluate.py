@@ -107,6 +107,9 @@ def test_train_score_evaluate_chain(cfg, small_warehouse):
     assert set(scores["method"]) == {"random", "loss", "grad_norm"}
     assert scores.groupby("method")["sample_id"].nunique().eq(meta["n_train"]).all()
     assert (scores.loc[scores["method"] == "grad_norm", "score"] >= 0).all()
+    checked = daily.validate(cfg, ds, "importance_scores")["importance_scores"]  # one method's partition at a time
+    assert checked["success"] and checked["rows"] == 3 * meta["n_train"]
+    assert {r["part"] for r in checked["results"]} == {"method=random", "method=loss", "method=grad_norm"}
 
     out = daily.evaluate(cfg, ds)  # the scores are read back from the table
     results = small_warehouse.read_table("benchmark_results").to_pandas()
@@ -205,3 +208,31 @@ def test_projected_gradients_are_stored_on_disk_while_scoring_and_removed_after(
     assert seen and all(shape[0] == len(window.train) for _, shape in seen)
     assert all(str(small_warehouse.staging_dir) in str(path) for path, _ in seen)
     assert not any(Path(path).exists() for path, _ in seen)
+
+
+def test_evaluate_budget_subsamples_the_window_and_stops_at_its_time(cfg, small_warehouse):
+    from sie.ds import Ds
+    from sie.steps import daily
+
+    base = {
+        "warehouse": cfg.warehouse,
+        "train": {"epochs": 1, "window_days": 2, "batch_size": 128},
+        "importance": {"methods": ["random", "loss"]},
+    }
+    ds = Ds("2026-11-20")
+    n_train = daily.train(SieConfig.load(base), ds)["n_train"]
+    daily.score_all(SieConfig.load(base), ds, ["random", "loss"])
+
+    capped = SieConfig.load(base | {"evaluate": {"max_train_samples": 500}})
+    out = daily.evaluate(capped, ds)
+    results = small_warehouse.read_table("benchmark_results").to_pandas()
+    n = results.drop_duplicates("method").set_index("method")["n_train"]
+    assert n_train > 500 and out["n_train"] == n["full"] == 500  # every cell selects within one subsample
+    assert n["loss"] == n["random"] == 250 and out["cells_skipped"] == 0
+
+    # a spent time budget skips the cells left, and says how many
+    timed_out = SieConfig.load(base | {"evaluate": {"max_seconds": 1e-9}})
+    out = daily.evaluate(timed_out, ds)
+    assert (out["cells"], out["cells_skipped"]) == (1, 2)
+    results = small_warehouse.read_table("benchmark_results").to_pandas()
+    assert set(results["method"]) == {"full"}

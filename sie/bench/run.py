@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from sie.bench.rows import RUN_METHOD
-from sie.config import SieConfig
+from sie.config import GridConfig, SieConfig
 from sie.ds import Ds
 from sie.selection.grid import Cell, Grid
 
@@ -123,7 +123,7 @@ def run_key(cfg: SieConfig) -> dict[str, Any]:
     elif b.retrain_model not in ("", cfg.train.model):
         train["retrain_model"] = b.retrain_model
     importance = {k: v for k, v in dataclasses.asdict(cfg.importance).items() if k not in ("methods", "batch_size")}
-    return {
+    key = {
         "dataset": b.dataset,
         "start": b.start,
         "days": b.days,
@@ -132,6 +132,9 @@ def run_key(cfg: SieConfig) -> dict[str, Any]:
         "train": train,
         "importance": importance,
     }
+    if b.grid.max_train_samples != GridConfig.max_train_samples:  # the default: ids made before it stay valid
+        key["retrain_max_train_samples"] = b.grid.max_train_samples
+    return key
 
 
 def default_run_id(cfg: SieConfig) -> str:

@@ -39,7 +39,7 @@ from sie.files import atomic_path, write_json_atomic
 from sie.model.training import train_ranker
 from sie.model.window import TrainingWindow
 from sie.selection.grid import Cell
-from sie.selection.retrain import EvalSet, cell_rows
+from sie.selection.retrain import CellData, EvalSet, cell_rows, within_budget
 from sie.selection.retrain import run_cell as retrain_cell
 from sie.steps import daily
 from sie.steps.scoring import publish_scores, read_scores, score_method
@@ -229,7 +229,9 @@ def run_cell(run: BenchRun, cell: Cell, inputs: CellInputs | None = None) -> dic
     scores = {} if cell.is_baseline else inputs.scores_for(cell.method)
     w = inputs.window
     train_cfg = run.retrain_cfg.train
-    metrics = retrain_cell(cell, w.train, w.train_frame["query_text"], inputs.evalset, train_cfg, scores)
+    budget = run.retrain_cfg.bench.grid.max_train_samples
+    data = within_budget(CellData(w.train, w.train_frame["query_text"], scores), budget)
+    metrics = retrain_cell(cell, data.train, data.strata, inputs.evalset, train_cfg, data.scores)
     seconds = inputs.score_seconds.get(cell.method, 0.0)
     _write_rows(path, cell_rows(cell, metrics, seconds, model_id=run.retrain_model, score_model_id=run.score_model))
     return {**dataclasses.asdict(cell), "cached": False, "ndcg_at_10": metrics["ndcg_at_10"]}

@@ -77,7 +77,10 @@ def ingest_day(cfg: SieConfig, ds: str, spark=None, run_id: str | None = None) -
     spark.conf.set("spark.sql.shuffle.partitions", str(partitions))
     try:
         with wh.day_lock(day.ds):
-            summary = _ingest(run, _classified_records(run))
+            laps = _Laps(spark, day.ds)
+            records = _classified_records(run)
+            laps("classify")
+            summary = _ingest(run, records, laps)
     finally:
         spark.conf.set("spark.sql.shuffle.partitions", previous)
     summary["shuffle_partitions"] = partitions
@@ -241,23 +244,30 @@ def _day_tables(run: IngestRun, records) -> DayTables:
 
 
 class _Laps:
-    """Wall-clock seconds per step, for the summary."""
+    """Wall-clock seconds per step, for the summary; Spark jobs are described by the step after
+    the last lap (the event log then says which step a stage belongs to)."""
 
-    def __init__(self) -> None:
+    def __init__(self, spark, ds: Ds) -> None:
         self.timings: dict[str, float] = {}
         self._mark = time.time()
+        self._spark, self._ds = spark, ds
+        self._describe("classify")
 
-    def __call__(self, name: str) -> None:
+    def __call__(self, name: str, following: str = "") -> None:
         now = time.time()
         self.timings[name] = round(now - self._mark, 2)
         self._mark = now
+        self._describe(following or "after " + name)
+
+    def _describe(self, step: str) -> None:
+        self._spark.sparkContext.setJobDescription(f"sie ingest ds={self._ds}: {step}")
 
 
-def _ingest(run: IngestRun, records) -> dict[str, Any]:
-    laps = _Laps()
+def _ingest(run: IngestRun, records, laps: _Laps) -> dict[str, Any]:
     tally = Tally.of(records)
-    laps("parse")
+    laps("parse", "build_samples")
     tables = _day_tables(run, records)
+    laps("build_samples", "write_events")
     expected = tally.expected_rows()
     recon_rows = tally.reconciliation_rows(run.run_id, run.files)
     try:
@@ -276,17 +286,18 @@ def _stage_and_publish(
     """
     written: dict[str, int] = {}
     with run.warehouse.staged_day(run.ds, run.run_id) as stage:
-        for table, df, schema in tables.staged():
+        staged = tables.staged()
+        for i, (table, df, schema) in enumerate(staged):
             _write(_conform(df, schema), stage[table], table, expected[table], run.ic.rows_per_file)
             written[table] = _parquet_rows(stage[table])  # read back what was actually written
-            laps(f"write_{table}")
+            laps(f"write_{table}", next(iter(f"write_{t}" for t, *_ in staged[i + 1 :]), "stats"))
             faults.point(f"ingest.staged.{table}")
         _reconcile(run.ds, recon_rows, expected, written, stage["quarantine"])
         pq_write_reconciliation(recon_rows, stage["reconciliation"])
         written["reconciliation"] = len(recon_rows)
         faults.point("ingest.staged.reconciliation")
         stats = _stats(tables.all_samples, tables.orphans)
-        laps("stats")
+        laps("stats", "commit")
         manifest = _manifest_row(run, written)
         run.warehouse.publish_day(
             run.ds, run.run_id, stage, manifest, on_commit=lambda t: faults.point(f"ingest.committed.{t}")

@@ -94,7 +94,9 @@ def read_lines(spark, files: list[LandedFile]):
 
     Plain files are split across tasks, ``.gz`` files are one task each. Exact line numbers
     come from the split a row was read from: the row's index within its split plus the line
-    counts of the file's earlier splits.
+    counts of the file's earlier splits. When a day landed as a few ``.gz`` files (fewer than
+    4 per core), the numbered lines are spread over the cores, so that the parse, the ingest's
+    costliest work, does not run on one core for the biggest file.
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
@@ -132,7 +134,11 @@ def read_lines(spark, files: list[LandedFile]):
     route = F.when(code == F.lit(bytearray([ROUTE_CODES["ubi_queries"]])), "ubi_queries").when(
         code == F.lit(bytearray([ROUTE_CODES["ubi_events"]])), "ubi_events"
     )
-    return df.join(F.broadcast(names), "_i").select("source", "file", "line_no", "raw_bytes", route.alias("route"))
+    out = df.join(F.broadcast(names), "_i").select("source", "file", "line_no", "raw_bytes", route.alias("route"))
+    cores = spark.sparkContext.defaultParallelism
+    if all(p.endswith(".gz") for p in paths) and len(paths) < 4 * cores:  # one task per .gz file,
+        out = out.repartition(2 * cores)  # and a day's files are rarely of one size
+    return out
 
 
 def file_faults(spark, files: list[LandedFile]):
@@ -727,7 +733,10 @@ def _day_rules(df, registry, app_base, rows: _Rows):
     """Applies the day rules to the distinct valid records; adds position, late_interaction, event_id."""
     from pyspark.sql import functions as F
 
-    df = _with_base(df.join(registry, "query_id", "left"), app_base)
+    # Broadcast: the registry is one narrow row per request (~100 B; a 10M-impression day has 1M
+    # requests), while a shuffle join would move every wide record (its raw line and parsed
+    # fields) across the cluster once more: that shuffle was most of a large day's classify time.
+    df = _with_base(df.join(F.broadcast(registry), "query_id", "left"), app_base)
     position = _position()
     df = df.withColumns(
         {

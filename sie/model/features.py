@@ -27,18 +27,23 @@ def tokenize(text: str) -> list[str]:
 
 
 def hash_tokens(texts: pd.Series | list[str], max_len: int, vocab_size: int) -> np.ndarray:
-    """Padded [N, max_len] int64 array of hashed token ids (0 = padding)."""
-    texts = list(texts)
-    out = np.zeros((len(texts), max_len), dtype=np.int64)
+    """Padded [N, max_len] int64 array of hashed token ids (0 = padding).
+
+    Each distinct text is tokenised once (a day's millions of impressions repeat a few thousand
+    queries and titles): the rows are gathered from the distinct texts' rows.
+    """
+    texts = texts if isinstance(texts, pd.Series) else pd.Series(list(texts), dtype=object)
+    codes, distinct = pd.factorize(texts.fillna(""), sort=False)
+    table = np.zeros((len(distinct), max_len), dtype=np.int64)
     cache: dict[str, int] = {}
     buckets = vocab_size - 1
-    for row, text in enumerate(texts):
+    for row, text in enumerate(distinct):
         for col, tok in enumerate(tokenize(text)[:max_len]):
             tid = cache.get(tok)
             if tid is None:
                 tid = cache[tok] = 1 + zlib.crc32(tok.encode()) % buckets
-            out[row, col] = tid
-    return out
+            table[row, col] = tid
+    return table[codes] if len(codes) else np.zeros((0, max_len), dtype=np.int64)
 
 
 @dataclass

@@ -73,6 +73,30 @@ def evaluate_cell(
     return metrics
 
 
+@dataclass
+class CellData:
+    """What every cell of a grid selects from: the training tensors, their strata and each method's scores."""
+
+    train: SampleTensors
+    strata: pd.Series
+    scores: Mapping[str, np.ndarray]
+
+
+def within_budget(data: CellData, max_samples: int, seed: int = 0) -> CellData:
+    """``data`` cut to a seeded uniform subsample of ``max_samples`` rows (kept in order); all of it
+    when ``max_samples`` is 0 or not smaller. Every cell then selects within the same subsample."""
+    n = len(data.train)
+    if max_samples <= 0 or n <= max_samples:
+        return data
+    keep = np.sort(np.random.default_rng(seed).choice(n, size=max_samples, replace=False))
+    log.info("evaluate budget: cells retrain on %d of %d training samples (uniform, seed %d)", max_samples, n, seed)
+    return CellData(
+        data.train.subset(keep),
+        data.strata.iloc[keep].reset_index(drop=True),
+        {m: np.asarray(s)[keep] for m, s in data.scores.items()},
+    )
+
+
 def cell_mask(cell: Cell, train: SampleTensors, strata: pd.Series, scores: Mapping[str, np.ndarray]) -> np.ndarray:
     """The samples ``cell`` keeps (baselines need no scores)."""
     return selection_mask(
@@ -114,10 +138,24 @@ def run_cells(
     evalset: EvalSet,
     train_cfg: TrainConfig,
     scores: Mapping[str, np.ndarray],
+    max_seconds: float = 0.0,
 ) -> Iterator[tuple[Cell, dict[str, float]]]:
-    for n, cell in enumerate(cells, 1):
+    """Each cell run in order; those not started within ``max_seconds`` (0 = no limit) are skipped."""
+    for n, cell in enumerate(cells_in_time(cells, max_seconds), 1):
         log.info("[%d/%d]", n, len(cells))
         yield cell, run_cell(cell, train, strata, evalset, train_cfg, scores)
+
+
+def cells_in_time(cells: list[Cell], max_seconds: float) -> Iterator[Cell]:
+    """``cells`` in order until ``max_seconds`` (0 = no limit) have passed since the first started
+    (the first always runs); the cells not started are logged."""
+    start = time.monotonic()
+    for n, cell in enumerate(cells):
+        if n and max_seconds and time.monotonic() - start > max_seconds:
+            left = [f"{c.method}@{c.keep_ratio:g}/{c.seed}" for c in cells[n:]]
+            log.warning("evaluate budget of %.0f s spent: %d cells skipped: %s", max_seconds, len(left), left)
+            return
+        yield cell
 
 
 def cell_rows(

@@ -30,12 +30,14 @@ MESSAGE_TYPES = {
 
 
 def _s(x: str) -> pa.Scalar:
-    return pa.scalar(x, pa.string())
+    return pa.scalar(x, pa.large_string())
 
 
 def _join(*parts) -> pa.Array:
-    """Element-wise concatenation of string arrays / scalars."""
-    return pc.binary_join_element_wise(*[_s(p) if isinstance(p, str) else p for p in parts], _s(""))
+    """Element-wise concatenation of string arrays / scalars, as large strings (a 10M-impression
+    day's event lines hold more than the 2 GiB a plain string array can)."""
+    arrays = [_s(p) if isinstance(p, str) else p.cast(pa.large_string()) for p in parts]
+    return pc.binary_join_element_wise(*arrays, _s(""))
 
 
 _HMS = pa.array([f"{h:02d}:{m:02d}:{x:02d}" for h in range(24) for m in range(60) for x in range(60)], pa.string())
@@ -77,7 +79,7 @@ def query_lines(world: World, log: DayLog) -> pa.Array:
         '","application":"' + APPLICATION + '","query_response_id":"',
         _strings(log.response_ids[order]),
         '","query_response_hit_ids":["',
-        pc.binary_join(hit_lists, _s('","')),
+        pc.binary_join(hit_lists, pa.scalar('","', pa.string())),
         '"],"object_id_field":"item_id","query_attributes":{"session_id":"',
         _strings(log.session_ids[sess]),
         '"',

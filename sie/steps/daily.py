@@ -9,7 +9,7 @@ rerunning replaces that day's outputs whole. Each returns a small JSON-able summ
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -26,8 +26,9 @@ from sie.validate.suites import INGEST_SUITES  # run right after ingest; a day f
 
 if TYPE_CHECKING:  # pragma: no cover
     from sie.config import TrainConfig
-    from sie.model.window import TrainingWindow
+    from sie.model.features import SampleTensors
     from sie.selection.grid import Cell
+    from sie.selection.retrain import CellData
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ def evaluate(cfg: SieConfig, ds: Ds, scores: dict[str, np.ndarray] | None = None
     """
     ds = Ds(ds)
     from sie.selection.grid import Grid
-    from sie.selection.retrain import cell_rows, run_cells
+    from sie.selection.retrain import CellData, cell_rows, cells_in_time, run_cells, within_budget
     from sie.steps.scoring import read_cost, read_scores
     from sie.steps.window import load_evalset, load_window
 
@@ -145,17 +146,21 @@ def evaluate(cfg: SieConfig, ds: Ds, scores: dict[str, np.ndarray] | None = None
             if method not in scores:
                 scores[method] = read_scores(cfg, window, method)
         seconds = {m: read_cost(cfg, ds, m).get("seconds", float("nan")) for m in grid.methods}
-        strata = window.train_frame["query_text"]
+        data = within_budget(
+            CellData(window.train, window.train_frame["query_text"], scores), cfg.evaluate.max_train_samples
+        )
+        planned, budget_s = grid.cells(), cfg.evaluate.max_seconds
         if wh.holdout_path.exists():
             evalset = load_evalset(cfg, window)
-            cells = run_cells(grid.cells(), window.train, strata, evalset, cfg.train, scores)
+            cells = run_cells(planned, data.train, data.strata, evalset, cfg.train, data.scores, budget_s)
             note = None
         else:
             note = no_holdout_note(wh)
             log.warning("evaluate ds=%s: %s", ds, note)
-            cells = click_only_cells(grid.cells(), window, cfg.train, scores)
-        rows = []
+            cells = click_only_cells(cells_in_time(planned, budget_s), window.validation, data, cfg.train)
+        rows, done = [], 0
         for cell, metrics in cells:
+            done += 1
             rows += cell_rows(
                 cell, metrics, 0.0 if cell.is_baseline else seconds[cell.method], model_id=cfg.train.model
             )
@@ -164,7 +169,10 @@ def evaluate(cfg: SieConfig, ds: Ds, scores: dict[str, np.ndarray] | None = None
         wh.write_partition(
             "benchmark_results", {"run_id": f"daily-{ds}"}, pa.Table.from_pandas(frame, preserve_index=False)
         )
-    return {"rows": len(frame)} | ({"judged_holdout": False, "note": note} if note else {"judged_holdout": True})
+    budget = {"cells": done, "cells_skipped": len(planned) - done, "n_train": int(len(data.train))}
+    return (
+        {"rows": len(frame)} | budget | ({"judged_holdout": False, "note": note} if note else {"judged_holdout": True})
+    )
 
 
 def no_holdout_note(wh: Warehouse) -> str:
@@ -178,18 +186,17 @@ def no_holdout_note(wh: Warehouse) -> str:
 
 
 def click_only_cells(
-    cells: list[Cell], window: TrainingWindow, train_cfg: TrainConfig, scores: dict[str, np.ndarray]
+    cells: Iterable[Cell], validation: SampleTensors, data: CellData, train_cfg: TrainConfig
 ) -> Iterator[tuple[Cell, dict[str, float]]]:
     """Each cell retrained from scratch on its kept samples and evaluated on held-out clicks alone."""
     from sie.model.training import predict, train_ranker
     from sie.selection.metrics import click_metrics
     from sie.selection.retrain import cell_mask
 
-    strata = window.train_frame["query_text"]
     for cell in cells:
-        subset = window.train.subset(np.nonzero(cell_mask(cell, window.train, strata, scores))[0])
+        subset = data.train.subset(np.nonzero(cell_mask(cell, data.train, data.strata, data.scores))[0])
         result = train_ranker(subset, train_cfg, seed=cell.seed, keep_checkpoints=False)
-        metrics = click_metrics(window.validation.click.numpy(), predict(result.model, window.validation))
+        metrics = click_metrics(validation.click.numpy(), predict(result.model, validation))
         log.info("cell %12s keep=%.2f seed=%d: click metrics %s", cell.method, cell.keep_ratio, cell.seed, metrics)
         yield cell, metrics | {"train_seconds": result.seconds, "n_train": float(len(subset))}
 

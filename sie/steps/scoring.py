@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import torch
 
@@ -187,7 +188,11 @@ def read_scores(cfg: SieConfig, window: TrainingWindow, method: str) -> np.ndarr
 
 
 def _read_partition(cfg: SieConfig, ds: str, method: str):
-    return Warehouse.from_config(cfg).read_table("importance_scores", {"ds": [ds], "method": [method]}).to_pandas()
+    """The method's published (sample_id, sample_ds, score) rows (strings Arrow-backed: a 10M-sample day)."""
+    table = Warehouse.from_config(cfg).read_table(
+        "importance_scores", {"ds": [ds], "method": [method]}, columns=["sample_id", "sample_ds", "score"]
+    )
+    return table.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get)
 
 
 def _published(cfg: SieConfig, window: TrainingWindow, method: str) -> np.ndarray | None:

@@ -6,10 +6,12 @@ import logging
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from sie.config import SieConfig
 from sie.ds import Ds
 from sie.model.window import TrainingWindow
+from sie.schemas import DENSE_FEATURES
 from sie.selection.holdout import holdout_tensors, with_titles
 from sie.selection.retrain import EvalSet
 from sie.store import Warehouse
@@ -38,13 +40,34 @@ def usable_days(cfg: SieConfig, ds: Ds, n_days: int) -> list[Ds]:
     return days
 
 
+#: the samples columns a training window reads (features, labels, keys, groups, the holdout's
+#: feature lookups): the token lists and bookkeeping columns are most of a day's bytes
+WINDOW_COLUMNS = [
+    "sample_id",
+    "query_id",
+    "client_id",
+    "session_id",
+    "request_ts",
+    "query_text",
+    "item_id",
+    "item_title",
+    "click",
+    "label",
+    *DENSE_FEATURES,
+]
+
+
 def load_window_frame(cfg: SieConfig, ds: Ds, n_days: int) -> pd.DataFrame:
-    """Samples of the usable days among the ``n_days`` ending at ``ds``, sorted."""
+    """Samples of the usable days among the ``n_days`` ending at ``ds`` (:data:`WINDOW_COLUMNS`), sorted."""
     wh = Warehouse.from_config(cfg)
     days = usable_days(cfg, ds, n_days)
-    frame = wh.read_table("samples", {"ds": days}).to_pandas()
-    frame = frame.rename(columns={"ds": "sample_ds"}).sort_values(["sample_ds", "sample_id"], kind="stable")
-    return frame.reset_index(drop=True)
+    table = wh.read_table("samples", {"ds": days}, columns=WINDOW_COLUMNS)
+    table = table.sort_by([("ds", "ascending"), ("sample_id", "ascending")])  # (Arrow's sort: ~10x pandas')
+    # Arrow-backed strings: no Python object per value (a 10M-sample window's ids and texts would
+    # take several GB as objects)
+    frame = table.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get, self_destruct=True)
+    del table
+    return frame.rename(columns={"ds": "sample_ds"})
 
 
 def load_window(cfg: SieConfig, ds: Ds) -> TrainingWindow:

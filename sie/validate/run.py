@@ -7,15 +7,18 @@ import logging
 import math
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from sie.config import SieConfig
 from sie.files import write_json_atomic, write_text_atomic
+from sie.schemas import TABLES
 from sie.store import Warehouse
-from sie.validate.suites import CHECKS, CRITICAL, SUITE_TABLES, canonical, prepare
+from sie.validate.suites import CHECKS, CRITICAL, SUITE_TABLES, canonical, prepare, read_columns
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +38,12 @@ def load_frame(cfg: SieConfig, ds: str, suite: str) -> pd.DataFrame:
     published = [p for p in wh.partitions(table) if p["ds"] == ds]
     if not published:
         raise FileNotFoundError(f"no published {table} partition for ds={ds} under {wh.table_dir(table)}")
-    return wh.read_table(table, {"ds": [ds]}).to_pandas()
+    data = wh.read_table(table, {"ds": [ds]}, columns=read_columns(cfg, ds, suite))
+    frame = data.to_pandas(self_destruct=True)
+    for name in TABLES[table].columns:  # present in the table (conform guarantees it), values not read
+        if name not in frame:
+            frame[name] = pd.Categorical.from_codes(np.full(len(frame), -1, dtype=np.int8), categories=[])
+    return frame
 
 
 def with_ingest_settings(cfg: SieConfig, wh: Warehouse, ds: str) -> SieConfig:
@@ -106,10 +114,66 @@ def validate(
     t0 = time.time()
     suite = canonical(suite)
     wh = Warehouse.from_config(cfg)
-    if df is None:
-        df = load_frame(cfg, ds, suite)
     cfg = with_ingest_settings(cfg, wh, ds)
-    context, result, checks = run_checks(cfg, ds, suite, df)
+    rows, n_rows, results = [], 0, []
+    for part, frame in [(None, df)] if df is not None else load_parts(cfg, ds, suite):
+        context, result, _ = run_checks(cfg, ds, suite, frame)
+        rows += result_rows(result, part)
+        n_rows += len(frame)
+        results.append(result)
+        del frame
+    failed_critical = [r for r in rows if not r["success"] and r["severity"] == CRITICAL]
+    failed_warning = [r for r in rows if not r["success"] and r["severity"] != CRITICAL]
+    out = {
+        "ds": ds,
+        "suite": suite,
+        "table": SUITE_TABLES[suite],
+        "rows": n_rows,
+        "success": not failed_critical,
+        "evaluated": len(rows),
+        "failed_critical": [_label(r) for r in failed_critical],
+        "failed_warning": [_label(r) for r in failed_warning],
+        "results": rows,
+        "great_expectations": results[0].to_json_dict() if len(results) == 1 else [r.to_json_dict() for r in results],
+        "seconds": round(time.time() - t0, 2),
+    }
+    out_dir = wh.validation_dir(suite, ds)
+    _write_json(out_dir / "result.json", out)
+    out["path"] = str(out_dir / "result.json")
+    if cfg.validate.data_docs:
+        try:  # (the page of the first failing part, else of the last)
+            shown = next((r for r in results if not r.success), results[-1])
+            out["data_docs"] = str(write_data_docs(context, shown, out_dir))
+        except Exception as exc:  # Data Docs are a report; never fail validation because of them
+            log.warning("ds=%s suite=%s: Data Docs not rendered: %s", ds, suite, exc)
+    log.info("validate ds=%s suite=%s success=%s failed=%s", ds, suite, out["success"], out["failed_critical"])
+    if failed_critical and raise_on_failure:
+        raise ValidationFailed(
+            f"validation of {SUITE_TABLES[suite]} ds={ds} failed (suite {suite}): "
+            + "; ".join(out["failed_critical"])
+            + f" — details in {out['path']}",
+            out,
+        )
+    return out
+
+
+def load_parts(cfg: SieConfig, ds: str, suite: str) -> Iterator[tuple[str | None, pd.DataFrame]]:
+    """The frames the suite checks one at a time: the day's partition, or, for the scores, each
+    method's partition (a 10M-sample day's scores of every method would not fit in memory at once;
+    every check of that suite holds per method)."""
+    if suite != "importance_scores":
+        yield None, load_frame(cfg, ds, suite)
+        return
+    wh = Warehouse.from_config(cfg)
+    methods = sorted({p["method"] for p in wh.partitions("importance_scores") if p["ds"] == ds})
+    if not methods:
+        load_frame(cfg, ds, suite)  # the one error for a day without scores
+    for method in methods:
+        yield f"method={method}", wh.read_table("importance_scores", {"ds": [ds], "method": [method]}).to_pandas()
+
+
+def result_rows(result, part: str | None) -> list[dict[str, Any]]:
+    """One row per expectation of a GE validation result (``part``: which frame it checked)."""
     rows = []
     for r in result.results:
         cfg_ = r.expectation_config
@@ -130,39 +194,9 @@ def validate(
                 "partial_unexpected_list": ((r.result or {}).get("partial_unexpected_list") or [])[:5],
                 "exception": (r.exception_info or {}).get("exception_message") if r.exception_info else None,
             }
+            | ({"part": part} if part else {})
         )
-    failed_critical = [r for r in rows if not r["success"] and r["severity"] == CRITICAL]
-    failed_warning = [r for r in rows if not r["success"] and r["severity"] != CRITICAL]
-    out = {
-        "ds": ds,
-        "suite": suite,
-        "table": SUITE_TABLES[suite],
-        "rows": int(len(df)),
-        "success": not failed_critical,
-        "evaluated": len(rows),
-        "failed_critical": [_label(r) for r in failed_critical],
-        "failed_warning": [_label(r) for r in failed_warning],
-        "results": rows,
-        "great_expectations": result.to_json_dict(),
-        "seconds": round(time.time() - t0, 2),
-    }
-    out_dir = wh.validation_dir(suite, ds)
-    _write_json(out_dir / "result.json", out)
-    out["path"] = str(out_dir / "result.json")
-    if cfg.validate.data_docs:
-        try:
-            out["data_docs"] = str(write_data_docs(context, result, out_dir))
-        except Exception as exc:  # Data Docs are a report; never fail validation because of them
-            log.warning("ds=%s suite=%s: Data Docs not rendered: %s", ds, suite, exc)
-    log.info("validate ds=%s suite=%s success=%s failed=%s", ds, suite, out["success"], out["failed_critical"])
-    if failed_critical and raise_on_failure:
-        raise ValidationFailed(
-            f"validation of {SUITE_TABLES[suite]} ds={ds} failed (suite {suite}): "
-            + "; ".join(out["failed_critical"])
-            + f" — details in {out['path']}",
-            out,
-        )
-    return out
+    return rows
 
 
 def _label(r: dict) -> str:
@@ -173,7 +207,8 @@ def _label(r: dict) -> str:
         detail = f"error: {r['exception']}"
     else:
         detail = f"observed {obs}"
-    return f"{r['expectation']}({r['column']}) {detail}" if r["column"] else f"{r['expectation']} {detail}"
+    label = f"{r['expectation']}({r['column']}) {detail}" if r["column"] else f"{r['expectation']} {detail}"
+    return f"{label} [{r['part']}]" if r.get("part") else label
 
 
 def write_data_docs(context, result, out_dir: Path) -> Path:

@@ -259,6 +259,24 @@ CHECKS: dict[str, Callable[[SieConfig, str], list[Check]]] = {
 }
 
 
+#: the columns :func:`prepare` derives its ``_`` columns from, per suite
+PREPARE_INPUTS = {
+    "raw_events": ("action_name", "query_id", "client_id", "item_id", "position", "event_ts"),
+    "samples": ("query_id", "item_id", "purchase", "add_to_cart", "click", "label", "request_ts"),
+    "importance_scores": ("score",),
+}
+
+
+def read_columns(cfg: SieConfig, ds: str, suite: str) -> list[str]:
+    """The table columns whose values the suite reads (its checks' columns and :func:`prepare`'s
+    inputs); the rest only need to exist (e.g. a day's token lists: most of its bytes)."""
+    named = set(PREPARE_INPUTS[suite])
+    for check in CHECKS[suite](cfg, ds):
+        kw = check.kwargs
+        named |= {kw[k] for k in ("column", "column_A", "column_B") if k in kw} | set(kw.get("column_list", []))
+    return sorted(c for c in named if not c.startswith("_"))
+
+
 def prepare(suite: str, df: pd.DataFrame) -> pd.DataFrame:
     """Add the derived ``_`` columns a suite's cross-row checks read.
 
