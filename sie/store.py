@@ -184,8 +184,9 @@ class Warehouse:
             schema = dataclasses.replace(schema, schema=pa.schema(fields))
         parts = []
         for f in self.data_files(table, filters, as_of, runs):
-            present = [c for c in schema.columns if c in pq.read_schema(f.path).names]
-            data = conform(pq.read_table(f.path, columns=present), schema, missing_as_null=True)
+            file = pq.ParquetFile(f.path)  # one footer read: the file's columns, then its data
+            present = [c for c in schema.columns if c in file.schema_arrow.names]
+            data = conform(file.read(columns=present), schema, missing_as_null=True)
             for k in schema.partition_by:
                 data = data.append_column(k, pa.repeat(pa.scalar(f.partition[k], pa.string()), data.num_rows))
             parts.append(data)
@@ -563,6 +564,14 @@ def _commit_time(dt, version: int) -> datetime | None:
         if commit.get("version") == version:
             return datetime.fromtimestamp(commit["timestamp"] / 1000, UTC)
     raise ValueError(f"{dt.table_uri}: no version {version} (history holds versions 0..{dt.version()})")
+
+
+def lean_pandas(data: pa.Table):
+    """``data`` as pandas with Arrow-backed strings (no Python object per value: a 10M-row
+    day's ids and texts would take several GB as objects); ``data`` is consumed."""
+    import pandas as pd
+
+    return data.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get, self_destruct=True)
 
 
 def conform(data: pa.Table, schema: TableSchema, missing_as_null: bool = False) -> pa.Table:

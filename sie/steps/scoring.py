@@ -20,7 +20,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import torch
 
@@ -33,7 +32,7 @@ from sie.model.ranker import resolve_device
 from sie.model.window import TrainingWindow
 from sie.steps.models import LoadedModel, load_model
 from sie.steps.window import load_window
-from sie.store import Warehouse
+from sie.store import Warehouse, lean_pandas
 
 
 @dataclass
@@ -192,7 +191,7 @@ def _read_partition(cfg: SieConfig, ds: str, method: str):
     table = Warehouse.from_config(cfg).read_table(
         "importance_scores", {"ds": [ds], "method": [method]}, columns=["sample_id", "sample_ds", "score"]
     )
-    return table.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get)
+    return lean_pandas(table)
 
 
 def _published(cfg: SieConfig, window: TrainingWindow, method: str) -> np.ndarray | None:

@@ -6,7 +6,6 @@ import logging
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from sie.config import SieConfig
 from sie.ds import Ds
@@ -14,7 +13,7 @@ from sie.model.window import TrainingWindow
 from sie.schemas import DENSE_FEATURES
 from sie.selection.holdout import holdout_tensors, with_titles
 from sie.selection.retrain import EvalSet
-from sie.store import Warehouse
+from sie.store import Warehouse, lean_pandas
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +62,7 @@ def load_window_frame(cfg: SieConfig, ds: Ds, n_days: int) -> pd.DataFrame:
     days = usable_days(cfg, ds, n_days)
     table = wh.read_table("samples", {"ds": days}, columns=WINDOW_COLUMNS)
     table = table.sort_by([("ds", "ascending"), ("sample_id", "ascending")])  # (Arrow's sort: ~10x pandas')
-    # Arrow-backed strings: no Python object per value (a 10M-sample window's ids and texts would
-    # take several GB as objects)
-    frame = table.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get, self_destruct=True)
-    del table
-    return frame.rename(columns={"ds": "sample_ds"})
+    return lean_pandas(table).rename(columns={"ds": "sample_ds"})
 
 
 def load_window(cfg: SieConfig, ds: Ds) -> TrainingWindow:
