@@ -472,12 +472,38 @@ def save(label: str, entry: dict) -> None:
     print(f"wrote {RESULTS} [{label}]", flush=True)
 
 
+def backfill_markdown(label: str, run: dict) -> list[str]:
+    """A backfill's days: seconds, peak and end-of-day RSS, and the growth from day 1."""
+    gib = 2**30
+    out = [
+        f"**{label}** ({run['days_done']} of {run['days']} days × {run['impressions_per_day']:,} impressions, "
+        f"steps {', '.join(run['steps'])}, one process; started {run.get('started', '?')}, mean load {run['mean_load']})",
+        "",
+        "| day | seconds | peak RSS Python (GiB) | end RSS Python (GiB) | peak RSS JVM (GiB) | end RSS JVM (GiB) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for d in run["per_day"]:
+        out.append(
+            f"| {d['ds']} | {d['seconds']:.0f} | {d['peak_rss_python'] / gib:.2f} | {d['end_rss_python'] / gib:.2f} | "
+            f"{d['peak_rss_jvm'] / gib:.2f} | {d['end_rss_jvm'] / gib:.2f} |"
+        )
+    f = run["flatness"]
+    return out + [
+        "",
+        f"Peak growth day 1 → day {len(run['per_day'])}: Python {f['python']['growth']:+.1%}, "
+        f"JVM {f['jvm']['growth']:+.1%} (flat = within 10 %)",
+        "",
+    ]
+
+
 def markdown(data: dict) -> str:
     """The results as the tables docs/PERFORMANCE.md shows (``--table``)."""
     gib = 2**30
     out = []
     for label, run in data["runs"].items():
-        if "steps" in run:
+        if "per_day" in run:  # (a backfill also names its steps)
+            out += backfill_markdown(label, run)
+        elif "steps" in run:
             out += [
                 f"**{label}** ({run['impressions']:,} impressions, window {run['window_days']} day(s), "
                 f"{run['rows']['window_samples']:,} window samples; started {run['started']})",
@@ -501,23 +527,7 @@ def markdown(data: dict) -> str:
                 + (f"; ingest / DuckDB reference: {run['ingest_over_duckdb']}×" if "ingest_over_duckdb" in run else ""),
                 "",
             ]
-        elif "per_day" in run:
-            out += [
-                f"**{label}** ({run['days']} days × {run['impressions_per_day']:,} impressions, one process)",
-                "",
-                "| day | seconds | peak RSS Python (GiB) | peak RSS JVM (GiB) |",
-                "|---|---:|---:|---:|",
-            ]
-            for d in run["per_day"]:
-                out.append(
-                    f"| {d['ds']} | {d['seconds']:.0f} | {d['peak_rss_python'] / gib:.2f} | {d['peak_rss_jvm'] / gib:.2f} |"
-                )
-            f = run["flatness"]
-            out += [
-                "",
-                f"Growth day 1 → day {len(run['per_day'])}: Python {f['python']['growth']:+.1%}, JVM {f['jvm']['growth']:+.1%}",
-                "",
-            ]
+
     return "\n".join(out)
 
 

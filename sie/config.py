@@ -77,6 +77,9 @@ class ValidateConfig:
     min_click_impression_share: float = 0.8  # share of click events whose impression is in the same day
     allow_empty_day: bool = False  # an empty samples day fails the samples suite unless True
     data_docs: bool = True  # also render Great Expectations Data Docs HTML
+    # a day with more rows is validated in row batches of this many (memory ~ the batch, not the
+    # day); the checks only the whole day can judge run once on a frame of just their columns
+    batch_rows: int = 1_000_000
 
 
 @dataclass
@@ -468,6 +471,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "validate.max_ctr": (0, 1, True),
     "validate.max_bot_share": (0, 1, True),
     "validate.min_click_impression_share": (0, 1, True),
+    "validate.batch_rows": (1, None, True),
     "train.window_days": (1, None, True),
     "train.epochs": (1, None, True),
     "train.batch_size": (1, None, True),

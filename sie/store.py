@@ -574,6 +574,21 @@ def lean_pandas(data: pa.Table):
     return data.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get, self_destruct=True)
 
 
+def release_freed_memory() -> None:
+    """Hand freed memory back to the OS: Arrow's allocator keeps freed buffers for reuse (after
+    reading and sorting a window, about as much again as its data) and glibc keeps freed
+    heap blocks; a process that reads a large day batch by batch otherwise grows with each."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    pa.default_memory_pool().release_unused()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
 def conform(data: pa.Table, schema: TableSchema, missing_as_null: bool = False) -> pa.Table:
     """Select and cast to the table's columns; fail clearly on missing columns, or (reading a file
     written before a column was added to the schema) read them as null."""

@@ -4,6 +4,11 @@ Text is tokenised by lower-casing and splitting on non-alphanumerics; tokens are
 hashed (crc32) into ``vocab_size - 1`` buckets, id 0 being padding. Hashing keeps the
 vocabulary fixed across days, so a model and its scores never depend on which day
 first saw a token.
+
+Memory per sample is what bounds a window (10M samples a day): a day repeats a few
+thousand queries and titles across millions of impressions, so token rows are kept once
+per distinct text (:class:`TokenRows`, 4 bytes a sample) and gathered per batch; indices
+are int32 (converted per batch where torch needs int64) and sample ids stay Arrow strings.
 """
 
 from __future__ import annotations
@@ -26,12 +31,40 @@ def tokenize(text: str) -> list[str]:
     return _TOKEN.findall((text or "").lower())
 
 
-def hash_tokens(texts: pd.Series | list[str], max_len: int, vocab_size: int) -> np.ndarray:
-    """Padded [N, max_len] int64 array of hashed token ids (0 = padding).
+@dataclass
+class TokenRows:
+    """[N, L] int64 token rows as the distinct rows (``table``) and each sample's row in it (``codes``).
 
-    Each distinct text is tokenised once (a day's millions of impressions repeat a few thousand
-    queries and titles): the rows are gathered from the distinct texts' rows.
+    ``rows[index]`` gathers the dense rows (what a model reads, per batch); ``subset`` keeps the table.
     """
+
+    table: torch.Tensor  # [D, L] int64 token ids of the distinct texts (or text pairs)
+    codes: torch.Tensor  # [N] int32 row of ``table`` of each sample
+
+    def __len__(self) -> int:
+        return int(self.codes.shape[0])
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (len(self), int(self.table.shape[1]))
+
+    def __getitem__(self, index: slice | torch.Tensor | np.ndarray) -> torch.Tensor:
+        return self.table[self.codes[index].long()]
+
+    def subset(self, index: torch.Tensor) -> TokenRows:
+        return TokenRows(self.table, self.codes[index])
+
+    def dense(self) -> torch.Tensor:
+        """All N rows, materialised (small sets only: N × L int64)."""
+        return self[:]
+
+
+def token_rows(codes: np.ndarray, table: np.ndarray) -> TokenRows:
+    return TokenRows(torch.from_numpy(table), torch.from_numpy(codes.astype(np.int32)))
+
+
+def hash_token_rows(texts: pd.Series | list[str], max_len: int, vocab_size: int) -> TokenRows:
+    """The hashed token ids of ``texts`` (0 = padding), each distinct text tokenised once."""
     texts = texts if isinstance(texts, pd.Series) else pd.Series(list(texts), dtype=object)
     codes, distinct = pd.factorize(texts.fillna(""), sort=False)
     table = np.zeros((len(distinct), max_len), dtype=np.int64)
@@ -43,7 +76,20 @@ def hash_tokens(texts: pd.Series | list[str], max_len: int, vocab_size: int) -> 
             if tid is None:
                 tid = cache[tok] = 1 + zlib.crc32(tok.encode()) % buckets
             table[row, col] = tid
-    return table[codes] if len(codes) else np.zeros((0, max_len), dtype=np.int64)
+    return token_rows(codes, table)
+
+
+def hash_tokens(texts: pd.Series | list[str], max_len: int, vocab_size: int) -> np.ndarray:
+    """Padded [N, max_len] int64 array of hashed token ids (0 = padding)."""
+    return hash_token_rows(texts, max_len, vocab_size).dense().numpy()
+
+
+Tokens = torch.Tensor | TokenRows  # dense [N, L] int64 rows, or the same rows as a table + codes
+
+
+def take_rows(tokens: Tokens, index: torch.Tensor) -> Tokens:
+    """The rows ``index`` of ``tokens``, in the same representation."""
+    return tokens.subset(index) if isinstance(tokens, TokenRows) else tokens[index]
 
 
 @dataclass
@@ -51,15 +97,17 @@ class SampleTensors:
     """Model inputs for N samples, in a fixed order (``sample_id[i]`` is row i)."""
 
     # the ranker's two token inputs (:func:`token_inputs`): hashed query / title tokens for the
-    # MLP; the (query, title) pair's word-piece ids / segment ids for the cross-encoder
-    query_tokens: torch.Tensor  # [N, Lq] int64
-    item_tokens: torch.Tensor  # [N, Li] int64
+    # MLP; the (query, title) pair's word-piece ids / segment ids for the cross-encoder. Either
+    # dense [N, L] int64 tensors or :class:`TokenRows`: read them through ``inputs``, which gathers
+    # int64 rows per batch
+    query_tokens: Tokens  # [N, Lq]
+    item_tokens: Tokens  # [N, Li]
     dense: torch.Tensor  # [N, n_dense] float32
     click: torch.Tensor  # [N] float32 in {0, 1}
-    label: torch.Tensor  # [N] int64 graded 0..3
-    group: torch.Tensor  # [N] int64: query request index (for per-query metrics / pairwise losses)
-    sample_id: np.ndarray  # [N] str
-    # [N] int64 client / session indices (group-aware importance); None where the frame has no ids
+    label: torch.Tensor  # [N] int32 graded 0..3 (int64 where built by hand)
+    group: torch.Tensor  # [N] int32: query request index (for per-query metrics / pairwise losses)
+    sample_id: np.ndarray  # [N] str: any array indexable by positions (an Arrow string array from a frame)
+    # [N] int32 client / session indices (group-aware importance); None where the frame has no ids
     client: torch.Tensor | None = None
     session: torch.Tensor | None = None
 
@@ -69,8 +117,8 @@ class SampleTensors:
     def subset(self, index: np.ndarray | torch.Tensor) -> SampleTensors:
         idx = torch.as_tensor(np.asarray(index), dtype=torch.long)
         return SampleTensors(
-            self.query_tokens[idx],
-            self.item_tokens[idx],
+            take_rows(self.query_tokens, idx),
+            take_rows(self.item_tokens, idx),
             self.dense[idx],
             self.click[idx],
             self.label[idx],
@@ -81,7 +129,7 @@ class SampleTensors:
         )
 
     def inputs(self, device: torch.device | str = "cpu", index: slice | torch.Tensor | None = None):
-        """(query_tokens, item_tokens, dense) for ``index`` on ``device``."""
+        """(query_tokens, item_tokens, dense) for ``index`` on ``device``: dense int64 token rows."""
         sel = slice(None) if index is None else index
         return (
             self.query_tokens[sel].to(device, non_blocking=True),
@@ -94,56 +142,88 @@ def encode_frame(
     df: pd.DataFrame,
     cfg: TrainConfig,
     *,
+    rows: np.ndarray | None = None,
     query_col: str = "query_text",
     item_col: str = "item_title",
     group_col: str = "query_id",
 ) -> SampleTensors:
-    """Encode a samples-like frame. Missing dense features / labels become 0."""
-    n = len(df)
+    """Encode a samples-like frame (its ``rows`` positions only, when given: the same as encoding
+    ``df.iloc[rows]``, without copying the frame). Missing dense features / labels become 0."""
+    column = _column_reader(df, rows)
+    n = len(df) if rows is None else len(rows)
     dense = np.zeros((n, len(DENSE_FEATURES)), dtype=np.float32)
     for j, name in enumerate(DENSE_FEATURES):
         if name in df:
-            dense[:, j] = df[name].fillna(0.0).to_numpy(dtype=np.float32)
-    click = df["click"].to_numpy(dtype=np.float32) if "click" in df else np.zeros(n, np.float32)
-    label = df["label"].to_numpy(dtype=np.int64) if "label" in df else np.zeros(n, np.int64)
-    group = pd.factorize(df[group_col])[0].astype(np.int64) if group_col in df else np.zeros(n, np.int64)
-    sid = df["sample_id"].to_numpy(dtype=object) if "sample_id" in df else np.arange(n).astype(str).astype(object)
-    first, second = token_inputs(df[query_col].fillna(""), df[item_col].fillna(""), cfg)
+            dense[:, j] = column(name).fillna(0.0).to_numpy(dtype=np.float32)
+    click = column("click").to_numpy(dtype=np.float32) if "click" in df else np.zeros(n, np.float32)
+    label = column("label").to_numpy(dtype=np.int32) if "label" in df else np.zeros(n, np.int32)
+    group = pd.factorize(column(group_col))[0].astype(np.int32) if group_col in df else np.zeros(n, np.int32)
+    first, second = token_inputs(column(query_col).fillna(""), column(item_col).fillna(""), cfg)
     return SampleTensors(
-        torch.from_numpy(first),
-        torch.from_numpy(second),
+        first,
+        second,
         torch.from_numpy(dense),
         torch.from_numpy(click),
         torch.from_numpy(label),
         torch.from_numpy(group),
-        sid,
-        group_index(df, ["client_id"]),
-        group_index(df, ["client_id", "session_id"]),  # session ids are only unique within a client
+        sample_ids(column("sample_id")) if "sample_id" in df else np.arange(n).astype(str).astype(object),
+        group_index(df, ["client_id"], rows),
+        group_index(df, ["client_id", "session_id"], rows),  # session ids are only unique within a client
     )
 
 
-def token_inputs(queries: pd.Series, titles: pd.Series, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+def _column_reader(df: pd.DataFrame, rows: np.ndarray | None):
+    """``name`` → the column's values at ``rows`` (one column copied at a time)."""
+    if rows is None:
+        return lambda name: df[name]
+    return lambda name: df[name].iloc[rows].reset_index(drop=True)
+
+
+def sample_ids(ids: pd.Series) -> np.ndarray:
+    """The ids as an array indexable by positions: Arrow strings stay Arrow (about 20 bytes a
+    16-character id, where a Python str object is over 70)."""
+    if isinstance(ids.dtype, pd.StringDtype) and ids.dtype.storage == "pyarrow":
+        return ids.array
+    return ids.to_numpy(dtype=object)
+
+
+def token_inputs(queries: pd.Series, titles: pd.Series, cfg: TrainConfig) -> tuple[TokenRows, TokenRows]:
     """The ranker's two token inputs: hashed query and title tokens (mlp), or the pair's
-    word-piece and segment ids (minilm_cross, sie.model.cross_encoder)."""
+    word-piece and segment ids (minilm_cross, sie.model.cross_encoder), each distinct text
+    (pair) encoded once."""
     if cfg.model == "mlp":
         return (
-            hash_tokens(queries, cfg.max_query_tokens, cfg.vocab_size),
-            hash_tokens(titles, cfg.max_item_tokens, cfg.vocab_size),
+            hash_token_rows(queries, cfg.max_query_tokens, cfg.vocab_size),
+            hash_token_rows(titles, cfg.max_item_tokens, cfg.vocab_size),
         )
     from sie.model.cross_encoder import encode_pairs
 
-    return encode_pairs(list(queries), list(titles), cfg.transformer.max_tokens)
+    q_codes, q_distinct = pd.factorize(queries, sort=False)
+    t_codes, t_distinct = pd.factorize(titles, sort=False)
+    codes, pairs = pd.factorize(q_codes.astype(np.int64) * max(len(t_distinct), 1) + t_codes, sort=False)
+    q_of, t_of = np.divmod(pairs, max(len(t_distinct), 1))
+    ids, segments = encode_pairs(list(q_distinct[q_of]), list(t_distinct[t_of]), cfg.transformer.max_tokens)
+    return token_rows(codes, ids), token_rows(codes, segments)
 
 
-def group_index(df: pd.DataFrame, columns: list[str]) -> torch.Tensor | None:
-    """[N] int64 index of each row's group by ``columns``; a row with a null id is a group of its own.
+def group_index(df: pd.DataFrame, columns: list[str], rows: np.ndarray | None = None) -> torch.Tensor | None:
+    """[N] int32 index of each row's group by ``columns`` (at ``rows``, when given); a row with a
+    null id is a group of its own.
 
     None when the frame lacks a column (e.g. the judged holdout, which has no clients).
+    Codes follow first appearance, null ids taking part as values, as ``MultiIndex.factorize``.
     """
     if not all(c in df for c in columns):
         return None
-    codes, uniques = pd.MultiIndex.from_frame(df[columns]).factorize()
-    codes = codes.astype(np.int64)
-    unknown = df[columns].isna().any(axis=1).to_numpy()
+    column = _column_reader(df, rows)
+    key = np.zeros(len(df) if rows is None else len(rows), dtype=np.int64)
+    unknown = np.zeros(len(key), dtype=bool)
+    for name in columns:  # one integer key per row: the columns' codes (null as a value) combined
+        values = column(name)
+        codes, distinct = pd.factorize(values, use_na_sentinel=False)
+        key = key * (len(distinct) + 1) + codes
+        unknown |= values.isna().to_numpy()
+    codes, uniques = pd.factorize(key)
+    codes = codes.astype(np.int32)
     codes[unknown] = len(uniques) + np.arange(int(unknown.sum()))
     return torch.from_numpy(codes)

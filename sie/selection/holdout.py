@@ -2,7 +2,7 @@
 
 Holdout pairs carry no logged features, so their dense features are taken from the
 training window: each item's and query's latest statistics in the window's samples
-(0 where unseen), and session_query_index = 0.
+(0 where unseen; :func:`sie.model.window.latest_features`), and session_query_index = 0.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import pandas as pd
 
 from sie.config import TrainConfig
 from sie.model.features import SampleTensors, encode_frame
+from sie.model.window import WindowFeatures, latest_features
 
 
 def with_titles(holdout: pd.DataFrame, catalog: pd.DataFrame) -> pd.DataFrame:
@@ -22,11 +23,10 @@ def with_titles(holdout: pd.DataFrame, catalog: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def holdout_tensors(holdout: pd.DataFrame, window: pd.DataFrame, cfg: TrainConfig) -> SampleTensors:
-    latest = window.sort_values(["sample_ds", "request_ts"])
-    items = latest.groupby("item_id")[["item_prior_ctr", "item_log_impressions"]].last()
-    queries = latest.groupby("query_text")[["query_log_freq"]].last()
-    frame = holdout.join(items, on="item_id").join(queries, on="query_text")
+def holdout_tensors(holdout: pd.DataFrame, window: WindowFeatures | pd.DataFrame, cfg: TrainConfig) -> SampleTensors:
+    """``window``: the training window's :class:`WindowFeatures` (or its samples frame)."""
+    features = latest_features(window) if isinstance(window, pd.DataFrame) else window
+    frame = holdout.join(features.items, on="item_id").join(features.queries, on="query_text")
     frame["session_query_index"] = 0.0
     frame["label"] = frame["grade"]
     return encode_frame(

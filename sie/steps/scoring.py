@@ -20,7 +20,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 
 from sie import faults
@@ -49,8 +51,7 @@ def scoring_context(
 ) -> ScoringContext:
     """Everything an estimator needs for the model trained on ``window``, in memory; with ``rows``
     (a shard, sie.steps.sharded) only those training samples are scored."""
-    trained = loaded.index["sample_id"].to_numpy()
-    if not np.array_equal(window.train_frame["sample_id"].to_numpy(), trained):
+    if not same_ids(window.train_frame["sample_id"], loaded.index["sample_id"]):
         raise RuntimeError(
             f"samples for the window ending {window.ds} changed since the model was trained; "
             f"rerun `sie train --ds {window.ds}`"
@@ -68,6 +69,14 @@ def scoring_context(
         device=resolve_device(cfg.train.device),
         seed=cfg.train.seed,
     )
+
+
+def same_ids(ours: pd.Series, trained: pd.Series) -> bool:
+    """Whether two id columns are equal row by row (compared in Arrow: no Python str per id)."""
+    if len(ours) != len(trained):
+        return False
+    equal = pc.equal(pa.array(ours), pa.array(trained))
+    return equal.null_count == 0 and pc.all(equal).as_py()
 
 
 @contextmanager
@@ -159,14 +168,24 @@ def score_table(frame, meta: dict, scores: np.ndarray, run_id: str) -> pa.Table:
     n = len(scores)
     return pa.table(
         {
-            "sample_id": frame["sample_id"].to_numpy(),
-            "sample_ds": frame["sample_ds"].to_numpy(),
-            "run_id": np.full(n, run_id),
-            "model_version": np.full(n, meta["model_version"]),
+            "sample_id": arrow_strings(frame["sample_id"]),
+            "sample_ds": arrow_strings(frame["sample_ds"]),
+            "run_id": constant_strings(run_id, n),
+            "model_version": constant_strings(meta["model_version"], n),
             "score": scores,
-            "model_id": np.full(n, meta.get("model_id", "mlp")),
+            "model_id": constant_strings(meta.get("model_id", "mlp"), n),
         }
     )
+
+
+def constant_strings(value: str, n: int) -> pa.Array:
+    """``value`` ``n`` times, straight in Arrow (``np.full`` would hold 4 bytes a character a row)."""
+    return pa.repeat(pa.scalar(value, pa.string()), n)
+
+
+def arrow_strings(column: pd.Series) -> pa.Array:
+    """``column`` as an Arrow string array (not a Python str per value: a 10M-sample window)."""
+    return pa.array(column).cast(pa.string())
 
 
 def publish_scores(cfg: SieConfig, scored: ScoredMethod) -> None:

@@ -6,6 +6,8 @@ import logging
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from sie.config import SieConfig
 from sie.ds import Ds
@@ -13,7 +15,7 @@ from sie.model.window import TrainingWindow
 from sie.schemas import DENSE_FEATURES
 from sie.selection.holdout import holdout_tensors, with_titles
 from sie.selection.retrain import EvalSet
-from sie.store import Warehouse, lean_pandas
+from sie.store import Warehouse, lean_pandas, release_freed_memory
 
 log = logging.getLogger(__name__)
 
@@ -60,14 +62,29 @@ def load_window_frame(cfg: SieConfig, ds: Ds, n_days: int) -> pd.DataFrame:
     """Samples of the usable days among the ``n_days`` ending at ``ds`` (:data:`WINDOW_COLUMNS`), sorted."""
     wh = Warehouse.from_config(cfg)
     days = usable_days(cfg, ds, n_days)
-    table = wh.read_table("samples", {"ds": days}, columns=WINDOW_COLUMNS)
-    table = table.sort_by([("ds", "ascending"), ("sample_id", "ascending")])  # (Arrow's sort: ~10x pandas')
-    return lean_pandas(table).rename(columns={"ds": "sample_ds"})
+    table = sorted_columns(wh.read_table("samples", {"ds": days}, columns=WINDOW_COLUMNS), ["ds", "sample_id"])
+    release_freed_memory()
+    frame = lean_pandas(table).rename(columns={"ds": "sample_ds"})
+    release_freed_memory()
+    return frame
+
+
+def sorted_columns(table: pa.Table, keys: list[str]) -> pa.Table:
+    """``table.sort_by(keys)`` (Arrow's sort: ~10x pandas'), one column at a time: each unsorted
+    column is released once its sorted copy exists, so the table is never held twice."""
+    order = pc.sort_indices(table, sort_keys=[(k, "ascending") for k in keys])
+    columns = {}
+    for name in table.column_names:
+        columns[name] = table.column(name).take(order)
+        table = table.drop_columns([name])
+    return pa.table(columns)
 
 
 def load_window(cfg: SieConfig, ds: Ds) -> TrainingWindow:
     """The training window ending ``ds`` (``cfg.train.window_days`` days), split and encoded once."""
-    return TrainingWindow(ds, load_window_frame(cfg, ds, cfg.train.window_days), cfg.train)
+    window = TrainingWindow(ds, load_window_frame(cfg, ds, cfg.train.window_days), cfg.train)
+    release_freed_memory()  # the frame's columns, freed by the split
+    return window
 
 
 def load_holdout(wh: Warehouse) -> pd.DataFrame:
@@ -112,7 +129,7 @@ def load_evalset(cfg: SieConfig, window: TrainingWindow, per_query: bool = False
     holdout = load_holdout(wh)
     truth = oracle_truth(wh, window.days, window.validation_frame)
     return EvalSet(
-        holdout=holdout_tensors(holdout, window.frame, cfg.train),
+        holdout=holdout_tensors(holdout, window.holdout_features, cfg.train),
         validation=window.validation,
         validation_noise=None if truth is None else truth["is_noise"].to_numpy(dtype=np.bool_),
         holdout_queries=holdout["query_text"].to_numpy(dtype=object) if per_query else None,

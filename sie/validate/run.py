@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -13,14 +14,31 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from sie.config import SieConfig
 from sie.files import write_json_atomic, write_text_atomic
 from sie.schemas import TABLES
-from sie.store import Warehouse
-from sie.validate.suites import CHECKS, CRITICAL, SUITE_TABLES, canonical, prepare, read_columns
+from sie.store import DataFile, Warehouse, conform, release_freed_memory
+from sie.validate.suites import (
+    CHECKS,
+    CRITICAL,
+    DAY,
+    ROWS,
+    SUITE_TABLES,
+    Check,
+    canonical,
+    check_columns,
+    day_frame,
+    day_inputs,
+    prepare,
+    read_columns,
+)
 
 log = logging.getLogger(__name__)
+
+WHOLE_DAY = "day"  # the part of a batched day's whole-day checks
 
 
 class ValidationFailed(Exception):
@@ -31,19 +49,59 @@ class ValidationFailed(Exception):
         self.result = result or {}
 
 
-def load_frame(cfg: SieConfig, ds: str, suite: str) -> pd.DataFrame:
-    """The published partition(s) of ``ds`` the suite validates, as pandas."""
+def day_files(cfg: SieConfig, ds: str, suite: str) -> list[DataFile]:
+    """The files of the published partition of ``ds`` the suite validates."""
     wh = Warehouse.from_config(cfg)
     table = SUITE_TABLES[suite]
-    published = [p for p in wh.partitions(table) if p["ds"] == ds]
-    if not published:
+    files = wh.data_files(table, {"ds": [ds]})
+    if not files:
         raise FileNotFoundError(f"no published {table} partition for ds={ds} under {wh.table_dir(table)}")
-    data = wh.read_table(table, {"ds": [ds]}, columns=read_columns(cfg, ds, suite))
+    return files
+
+
+def load_frame(cfg: SieConfig, ds: str, suite: str) -> pd.DataFrame:
+    """The published partition(s) of ``ds`` the suite validates, as pandas."""
+    day_files(cfg, ds, suite)  # the one error for a day not published
+    wh = Warehouse.from_config(cfg)
+    table = SUITE_TABLES[suite]
+    return as_frame(wh.read_table(table, {"ds": [ds]}, columns=read_columns(cfg, ds, suite)), table)
+
+
+def as_frame(data: pa.Table, table: str) -> pd.DataFrame:
+    """``data`` (some columns of ``table``) as pandas, with the columns not read present and empty."""
     frame = data.to_pandas(self_destruct=True)
     for name in TABLES[table].columns:  # present in the table (conform guarantees it), values not read
         if name not in frame:
             frame[name] = pd.Categorical.from_codes(np.full(len(frame), -1, dtype=np.int8), categories=[])
     return frame
+
+
+def row_batches(files: list[DataFile], table: str, columns: list[str], batch_rows: int) -> Iterator[pa.Table]:
+    """The rows of ``files`` (``columns`` of ``table``, partition columns last) in batches of
+    ``batch_rows`` (the last one shorter), streamed from Parquet: one batch in memory at a time."""
+    pending: list[pa.Table] = []
+    for data in _file_batches(files, table, columns, batch_rows):
+        pending.append(data)
+        while sum(t.num_rows for t in pending) >= batch_rows:
+            rows = pa.concat_tables(pending)
+            pending = [rows.slice(batch_rows)]
+            yield rows.slice(0, batch_rows)
+    rest = pa.concat_tables(pending) if pending else None
+    if rest is not None and rest.num_rows:
+        yield rest
+
+
+def _file_batches(files: list[DataFile], table: str, columns: list[str], batch_rows: int) -> Iterator[pa.Table]:
+    schema = TABLES[table]
+    schema = dataclasses.replace(schema, schema=pa.schema([schema.schema.field(c) for c in columns]))
+    for f in files:
+        file = pq.ParquetFile(f.path)
+        present = [c for c in schema.columns if c in file.schema_arrow.names]
+        for batch in file.iter_batches(batch_size=batch_rows, columns=present):
+            data = conform(pa.Table.from_batches([batch]), schema, missing_as_null=True)
+            for k in schema.partition_by:
+                data = data.append_column(k, pa.repeat(pa.scalar(f.partition[k], pa.string()), data.num_rows))
+            yield data
 
 
 def with_ingest_settings(cfg: SieConfig, wh: Warehouse, ds: str) -> SieConfig:
@@ -79,12 +137,13 @@ def _write_json(path: Path, data: Any) -> None:
     write_json_atomic(path, _jsonable(data), indent=2, sort_keys=True)
 
 
-def run_checks(cfg: SieConfig, ds: str, suite: str, df: pd.DataFrame):
-    """Validate ``df`` with the suite's expectations; returns (GE result, checks)."""
+def run_checks(cfg: SieConfig, ds: str, suite: str, df: pd.DataFrame, checks: list[Check] | None = None):
+    """Validate ``df`` (prepared: with its derived columns) with ``checks`` (default: the suite's);
+    returns (GE context, GE result, checks)."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     import great_expectations as gx
 
-    checks = CHECKS[suite](cfg, ds)
+    checks = CHECKS[suite](cfg, ds) if checks is None else checks
     if len(df) == 0:  # an empty day: only the table-level checks mean something (the row count decides)
         checks = [c for c in checks if c.kind.startswith("ExpectTable")]
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -97,8 +156,9 @@ def run_checks(cfg: SieConfig, ds: str, suite: str, df: pd.DataFrame):
     gx_suite = context.suites.add(gx.ExpectationSuite(name=suite))
     for check in checks:
         gx_suite.add_expectation(check.build())
-    batch = batch_def.get_batch(batch_parameters={"dataframe": prepare(suite, df)})
+    batch = batch_def.get_batch(batch_parameters={"dataframe": df})
     result = batch.validate(gx_suite, result_format="SUMMARY")
+    context.data_sources.delete(source.name)  # GX's data source holds on to the frame (one per part, else)
     return context, result, checks
 
 
@@ -116,12 +176,17 @@ def validate(
     wh = Warehouse.from_config(cfg)
     cfg = with_ingest_settings(cfg, wh, ds)
     rows, n_rows, results = [], 0, []
-    for part, frame in [(None, df)] if df is not None else load_parts(cfg, ds, suite):
-        context, result, _ = run_checks(cfg, ds, suite, frame)
+    for part, frame, checks in checked_parts(cfg, ds, suite, df):
+        context, result, _ = run_checks(cfg, ds, suite, frame, checks)
         rows += result_rows(result, part)
-        n_rows += len(frame)
+        n_rows += len(frame) if part != WHOLE_DAY else 0
         results.append(result)
+        if part:
+            log.info(
+                "validate ds=%s suite=%s part %s: %d rows, success=%s", ds, suite, part, len(frame), result.success
+            )
         del frame
+        release_freed_memory()
     failed_critical = [r for r in rows if not r["success"] and r["severity"] == CRITICAL]
     failed_warning = [r for r in rows if not r["success"] and r["severity"] != CRITICAL]
     out = {
@@ -157,13 +222,52 @@ def validate(
     return out
 
 
-def load_parts(cfg: SieConfig, ds: str, suite: str) -> Iterator[tuple[str | None, pd.DataFrame]]:
-    """The frames the suite checks one at a time: the day's partition, or, for the scores, each
-    method's partition (a 10M-sample day's scores of every method would not fit in memory at once;
-    every check of that suite holds per method)."""
-    if suite != "importance_scores":
-        yield None, load_frame(cfg, ds, suite)
+def checked_parts(
+    cfg: SieConfig, ds: str, suite: str, df: pd.DataFrame | None = None
+) -> Iterator[tuple[str | None, pd.DataFrame, list[Check]]]:
+    """The prepared frames the suite checks one at a time, each with the checks it runs: ``df``
+    or the day's partition with every check; a day of more than ``validate.batch_rows`` rows
+    in row batches (:func:`batched_parts`); the scores per method (:func:`load_parts`)."""
+    checks = CHECKS[suite](cfg, ds)
+    if df is not None:
+        yield None, prepare(suite, df), checks
         return
+    if suite == "importance_scores":
+        for part, frame in load_parts(cfg, ds, suite):
+            yield part, prepare(suite, frame), checks
+        return
+    files = day_files(cfg, ds, suite)
+    if sum(pq.ParquetFile(f.path).metadata.num_rows for f in files) <= cfg.validate.batch_rows:
+        yield None, prepare(suite, load_frame(cfg, ds, suite)), checks
+        return
+    yield from batched_parts(cfg, ds, suite, files, checks)
+
+
+def batched_parts(
+    cfg: SieConfig, ds: str, suite: str, files: list[DataFile], checks: list[Check]
+) -> Iterator[tuple[str, pd.DataFrame, list[Check]]]:
+    """Each row batch (part ``rows=FIRST-LAST``) with the ``rows`` checks, then the whole-day frame
+    of the ``day`` checks' columns (part ``day``) with those: memory ~ one batch plus a few columns
+    of the day, whatever the day's size."""
+    table = SUITE_TABLES[suite]
+    day_checks = [c for c in checks if c.scope == DAY]
+    day_columns = check_columns(day_checks)
+    kept: list[pd.DataFrame] = []
+    first = 0
+    for data in row_batches(files, table, read_columns(cfg, ds, suite), cfg.validate.batch_rows):
+        frame = prepare(suite, as_frame(data, table), whole_day=False)
+        del data
+        kept.append(day_inputs(frame, day_columns))
+        part = f"rows={first}-{first + len(frame) - 1}"
+        first += len(frame)
+        yield part, frame, [c for c in checks if c.scope == ROWS]
+        del frame
+    yield WHOLE_DAY, day_frame(kept), day_checks
+
+
+def load_parts(cfg: SieConfig, ds: str, suite: str) -> Iterator[tuple[str | None, pd.DataFrame]]:
+    """The scores' frames, one per method's partition (a 10M-sample day's scores of every method
+    would not fit in memory at once; every check of that suite holds per method)."""
     wh = Warehouse.from_config(cfg)
     methods = sorted({p["method"] for p in wh.partitions("importance_scores") if p["ds"] == ds})
     if not methods:
