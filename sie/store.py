@@ -33,7 +33,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -178,21 +178,43 @@ class Warehouse:
     ) -> pa.Table:
         """The visible rows (optionally of the partitions in ``filters``), partition columns last;
         only the data ``columns`` given (all by default: reading fewer is what keeps a big window small)."""
-        schema = TABLES[table]
-        if columns is not None:
-            fields = [schema.schema.field(c) for c in schema.columns if c in columns]
-            schema = dataclasses.replace(schema, schema=pa.schema(fields))
-        parts = []
+        parts = list(self.read_batches(table, filters, as_of, runs, columns))
+        if not parts:
+            return _delta_schema(self._read_schema(table, columns)).empty_table()
+        return pa.concat_tables(parts)
+
+    def read_batches(
+        self,
+        table: str,
+        filters: Mapping[str, list[str]] | None = None,
+        as_of: int | datetime | None = None,
+        runs: Mapping[str, str] | None = None,
+        columns: list[str] | None = None,
+        batch_rows: int | None = None,
+    ) -> Iterator[pa.Table]:
+        """:meth:`read_table`'s rows streamed: a table per file, or per Parquet record batch of at
+        most ``batch_rows`` rows (one batch in memory at a time, whatever the partition's size)."""
+        schema = self._read_schema(table, columns)
         for f in self.data_files(table, filters, as_of, runs):
             file = pq.ParquetFile(f.path)  # one footer read: the file's columns, then its data
             present = [c for c in schema.columns if c in file.schema_arrow.names]
-            data = conform(file.read(columns=present), schema, missing_as_null=True)
-            for k in schema.partition_by:
-                data = data.append_column(k, pa.repeat(pa.scalar(f.partition[k], pa.string()), data.num_rows))
-            parts.append(data)
-        if not parts:
-            return _delta_schema(schema).empty_table()
-        return pa.concat_tables(parts)
+            if batch_rows is None:
+                chunks: Iterable[pa.Table] = [file.read(columns=present)]
+            else:
+                chunks = (pa.Table.from_batches([b]) for b in file.iter_batches(batch_size=batch_rows, columns=present))
+            for data in chunks:
+                data = conform(data, schema, missing_as_null=True)
+                for k in schema.partition_by:
+                    data = data.append_column(k, pa.repeat(pa.scalar(f.partition[k], pa.string()), data.num_rows))
+                yield data
+
+    @staticmethod
+    def _read_schema(table: str, columns: list[str] | None) -> TableSchema:
+        schema = TABLES[table]
+        if columns is None:
+            return schema
+        fields = [schema.schema.field(c) for c in schema.columns if c in columns]
+        return dataclasses.replace(schema, schema=pa.schema(fields))
 
     # ---- writes --------------------------------------------------------------
     def ensure_table(self, table: str):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
@@ -20,7 +19,7 @@ import pyarrow.parquet as pq
 from sie.config import SieConfig
 from sie.files import write_json_atomic, write_text_atomic
 from sie.schemas import TABLES
-from sie.store import DataFile, Warehouse, conform, release_freed_memory
+from sie.store import DataFile, Warehouse, release_freed_memory
 from sie.validate.suites import (
     CHECKS,
     CRITICAL,
@@ -76,11 +75,12 @@ def as_frame(data: pa.Table, table: str) -> pd.DataFrame:
     return frame
 
 
-def row_batches(files: list[DataFile], table: str, columns: list[str], batch_rows: int) -> Iterator[pa.Table]:
-    """The rows of ``files`` (``columns`` of ``table``, partition columns last) in batches of
-    ``batch_rows`` (the last one shorter), streamed from Parquet: one batch in memory at a time."""
+def row_batches(cfg: SieConfig, ds: str, suite: str, batch_rows: int) -> Iterator[pa.Table]:
+    """The rows the suite reads (:func:`read_columns`) in batches of ``batch_rows`` (the last one
+    shorter), streamed from Parquet: one batch in memory at a time."""
+    wh, table = Warehouse.from_config(cfg), SUITE_TABLES[suite]
     pending: list[pa.Table] = []
-    for data in _file_batches(files, table, columns, batch_rows):
+    for data in wh.read_batches(table, {"ds": [ds]}, columns=read_columns(cfg, ds, suite), batch_rows=batch_rows):
         pending.append(data)
         while sum(t.num_rows for t in pending) >= batch_rows:
             rows = pa.concat_tables(pending)
@@ -89,19 +89,6 @@ def row_batches(files: list[DataFile], table: str, columns: list[str], batch_row
     rest = pa.concat_tables(pending) if pending else None
     if rest is not None and rest.num_rows:
         yield rest
-
-
-def _file_batches(files: list[DataFile], table: str, columns: list[str], batch_rows: int) -> Iterator[pa.Table]:
-    schema = TABLES[table]
-    schema = dataclasses.replace(schema, schema=pa.schema([schema.schema.field(c) for c in columns]))
-    for f in files:
-        file = pq.ParquetFile(f.path)
-        present = [c for c in schema.columns if c in file.schema_arrow.names]
-        for batch in file.iter_batches(batch_size=batch_rows, columns=present):
-            data = conform(pa.Table.from_batches([batch]), schema, missing_as_null=True)
-            for k in schema.partition_by:
-                data = data.append_column(k, pa.repeat(pa.scalar(f.partition[k], pa.string()), data.num_rows))
-            yield data
 
 
 def with_ingest_settings(cfg: SieConfig, wh: Warehouse, ds: str) -> SieConfig:
@@ -240,11 +227,11 @@ def checked_parts(
     if sum(pq.ParquetFile(f.path).metadata.num_rows for f in files) <= cfg.validate.batch_rows:
         yield None, prepare(suite, load_frame(cfg, ds, suite)), checks
         return
-    yield from batched_parts(cfg, ds, suite, files, checks)
+    yield from batched_parts(cfg, ds, suite, checks)
 
 
 def batched_parts(
-    cfg: SieConfig, ds: str, suite: str, files: list[DataFile], checks: list[Check]
+    cfg: SieConfig, ds: str, suite: str, checks: list[Check]
 ) -> Iterator[tuple[str, pd.DataFrame, list[Check]]]:
     """Each row batch (part ``rows=FIRST-LAST``) with the ``rows`` checks, then the whole-day frame
     of the ``day`` checks' columns (part ``day``) with those: memory ~ one batch plus a few columns
@@ -254,7 +241,7 @@ def batched_parts(
     day_columns = check_columns(day_checks)
     kept: list[pd.DataFrame] = []
     first = 0
-    for data in row_batches(files, table, read_columns(cfg, ds, suite), cfg.validate.batch_rows):
+    for data in row_batches(cfg, ds, suite, cfg.validate.batch_rows):
         frame = prepare(suite, as_frame(data, table), whole_day=False)
         del data
         kept.append(day_inputs(frame, day_columns))
