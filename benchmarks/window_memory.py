@@ -166,22 +166,23 @@ def measure_train(args) -> dict:
     from sie.model.training import train_ranker
     from sie.model.window import TrainingWindow
     from sie.steps.models import save_model
-    from sie.steps.window import load_window_frame
+    from sie.steps.window import load_window_frame, window_source
     from sie.store import release_freed_memory
 
     cfg = config(Path(args.work), args)
     preimport()
     rss = StageRss()
+    source = window_source(cfg, Ds(args.ds))  # as the train step: its score steps read the saved window
     frame = load_window_frame(cfg, Ds(args.ds), args.days)
     n = len(frame)
     rss.mark("load frame", n)
-    window = TrainingWindow(Ds(args.ds), frame, cfg.train)
+    window = TrainingWindow.split(Ds(args.ds), frame, cfg.train)
     del frame
     release_freed_memory()  # as load_window does
     rss.mark("split + encode", n)
     result = train_ranker(window.train, cfg.train)
     rss.mark(f"train {args.epochs} epochs", n)
-    save_model(cfg, window, result)
+    save_model(cfg, window, result, source)
     rss.mark("save model", n)
     fields = {"train": tensor_bytes(window.train), "validation": tensor_bytes(window.validation)}
     frames = {

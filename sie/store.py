@@ -593,7 +593,9 @@ def lean_pandas(data: pa.Table):
     day's ids and texts would take several GB as objects); ``data`` is consumed."""
     import pandas as pd
 
-    return data.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get, self_destruct=True)
+    # (pandas writes its Arrow strings to Parquet as large_string: read back, they map here too)
+    strings = {pa.string(): pd.StringDtype("pyarrow"), pa.large_string(): pd.StringDtype("pyarrow")}
+    return data.to_pandas(types_mapper=strings.get, self_destruct=True)
 
 
 def release_freed_memory() -> None:

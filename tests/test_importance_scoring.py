@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+import torch
 
 from sie.config import SieConfig
 from sie.schemas import DENSE_FEATURES, SAMPLES, sample_id
@@ -126,3 +127,71 @@ def test_score_step_publishes_every_default_method(small_cfg):
     again = wh.read_table("importance_scores", {"ds": [ds]}).to_pandas()
     assert len(again) == len(scores)
     json.loads(json.dumps(cost))  # the cost record is plain JSON
+
+
+def _two_days_trained(cfg) -> str:
+    from sie.ds import Ds
+    from sie.steps import daily
+
+    wh = Warehouse.from_config(cfg)
+    for k, ds in enumerate(["2024-01-01", "2024-01-02"]):
+        frame = _samples_frame(ds, 60, seed=k)
+        wh.write_day(ds, {"samples": pa.Table.from_pandas(frame, preserve_index=False)}, run_id=f"fixture-{ds}")
+    daily.train(cfg, Ds("2024-01-02"))
+    return Ds("2024-01-02")
+
+
+def _assert_same_window(saved, fresh) -> None:
+    assert saved.days == fresh.days and saved.n_validation == fresh.n_validation
+    pd.testing.assert_frame_equal(saved.train_frame, fresh.train_frame)
+    pd.testing.assert_frame_equal(saved.validation_frame, fresh.validation_frame)
+    pd.testing.assert_frame_equal(saved.holdout_features.items, fresh.holdout_features.items)
+    pd.testing.assert_frame_equal(saved.holdout_features.queries, fresh.holdout_features.queries)
+    for part in ("train", "validation"):
+        a, b = getattr(saved, part), getattr(fresh, part)
+        for got, want in zip(a.inputs(), b.inputs(), strict=True):
+            assert torch.equal(got, want)
+        for name in ("click", "label", "group", "client", "session"):
+            assert torch.equal(getattr(a, name), getattr(b, name)), name
+        assert list(a.sample_id) == list(b.sample_id)
+
+
+def test_score_steps_read_the_window_saved_with_the_model_version(small_cfg):
+    """The train step saves its encoded window; scoring reads it, not the samples' Parquet, with
+    the same scores as from a window read afresh."""
+    from sie.steps.scoring import score_method
+    from sie.steps.window import SAVED_WINDOW, load_trained_window, load_window
+
+    ds = _two_days_trained(small_cfg)
+    wh = Warehouse.from_config(small_cfg)
+    assert (wh.model_dir(ds) / SAVED_WINDOW / "source.json").exists()
+    fresh = load_window(small_cfg, ds)
+    for f in wh.data_files("samples"):  # the saved window needs none of the window's files
+        f.path.unlink()
+    with pytest.raises(Exception):
+        load_window(small_cfg, ds)
+    saved = load_trained_window(small_cfg, ds)
+    _assert_same_window(saved, fresh)
+    for method in ("loss", "aum", "tracin", "knn_shapley", "loss@client"):
+        np.testing.assert_array_equal(
+            score_method(small_cfg, ds, method).scores, score_method(small_cfg, ds, method, window=fresh).scores
+        )
+
+
+@pytest.mark.parametrize("change", ["republished day", "train settings"])
+def test_a_saved_window_is_not_used_once_its_source_changed(small_cfg, change):
+    """A window day published again (or other train settings) since training: the window is read
+    afresh, so scoring refuses the stale model instead of scoring samples that are gone."""
+    from sie.steps.scoring import score_method
+    from sie.steps.window import load_trained_window, load_window
+
+    ds = _two_days_trained(small_cfg)
+    if change == "republished day":
+        frame = _samples_frame(ds, 50, seed=7)
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        Warehouse.from_config(small_cfg).write_day(ds, {"samples": table}, run_id="again")
+        with pytest.raises(RuntimeError, match="changed since the model was trained"):
+            score_method(small_cfg, ds, "loss")
+    else:
+        small_cfg.train.max_item_tokens = 7
+    _assert_same_window(load_trained_window(small_cfg, ds), load_window(small_cfg, ds))

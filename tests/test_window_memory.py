@@ -17,7 +17,7 @@ from fixtures import tiny_config
 from sie.importance.base import ScoringContext, checked_scores, get_estimator
 from sie.model.features import SampleTensors, TokenRows, encode_frame, group_index, token_inputs, tokenize
 from sie.model.training import predict, train_ranker
-from sie.model.window import TrainingWindow, is_validation
+from sie.model.window import TRAIN_FRAME_COLUMNS, TrainingWindow, is_validation
 from sie.schemas import DENSE_FEATURES
 from sie.selection.holdout import holdout_tensors
 from sie.steps.window import sorted_columns
@@ -155,8 +155,10 @@ def test_window_split_matches_encoding_each_part_of_the_frame():
     cfg = tiny_config().train
     frame = window_frame(seed=1)
     ref_train, ref_validation, ref_train_frame = reference_split(frame, cfg)
-    window = TrainingWindow("2026-11-20", frame.copy(), cfg)
-    assert window.frame is None and window.days == ["2026-11-18", "2026-11-19", "2026-11-20"]
+    consumed = frame.copy()
+    window = TrainingWindow.split("2026-11-20", consumed, cfg)
+    assert window.days == ["2026-11-18", "2026-11-19", "2026-11-20"]
+    assert set(consumed.columns) <= set(TRAIN_FRAME_COLUMNS)  # the frame's other columns freed as read
     assert_same_values(window.train, ref_train)
     assert_same_values(window.validation, ref_validation)
     for column in window.train_frame:
@@ -187,7 +189,7 @@ def test_sorted_columns_is_arrows_sort():
 def test_training_and_scores_are_bit_identical_to_the_dense_encoding(objective):
     cfg = tiny_config(objective=objective, epochs=2, batch_size=32)
     frame = window_frame(n_requests=120, seed=2)
-    window = TrainingWindow("2026-11-20", frame.copy(), cfg.train)
+    window = TrainingWindow.split("2026-11-20", frame.copy(), cfg.train)
     ref_train, ref_validation, _ = reference_split(frame, cfg.train)
     runs = {}
     for name, (train, validation) in {

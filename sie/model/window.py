@@ -1,8 +1,8 @@
 """The training window: the samples of the days ending at ``ds``, split once and encoded once.
 
-Every step that needs the window (train, score, nightly evaluate, the benchmark) builds
-one :class:`TrainingWindow` from the window's sample frame and uses its parts; the split
-rule (1 in ``VALIDATION_BUCKETS`` query requests held out as click validation) lives here
+Every step that needs the window (train, score, nightly evaluate, the benchmark) uses
+one :class:`TrainingWindow`: split from the window's sample frame, or as the train step
+saved it next to the model version (sie.steps.window); the split rule (1 in ``VALIDATION_BUCKETS`` query requests held out as click validation) lives here
 only.
 
 Memory: the window is the largest thing a step holds (10M samples a day), so each part is
@@ -14,7 +14,7 @@ left of it is the holdout's small per-item / per-query feature lookup.
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -73,43 +73,44 @@ def frame_rows(frame: pd.DataFrame, rows: np.ndarray, columns: tuple[str, ...]) 
 
 @dataclass
 class TrainingWindow:
-    """One window's samples (``frame``, sorted by sample_ds, sample_id), split and encoded.
-
-    ``frame`` is consumed (its columns are deleted as they are read): the window keeps the split's
-    parts, its days and the holdout's features.
-    """
+    """One window's samples, split and encoded: built from the window's frame by :meth:`split`,
+    or read back as the train step saved it (sie.steps.window)."""
 
     ds: Ds
-    frame: pd.DataFrame | None  # every sample of the window; None once split
     train_cfg: TrainConfig
-    validation_mask: np.ndarray = field(init=False)
-    days: list[str] = field(init=False)  # the window's sample days, in order
-    train_frame: pd.DataFrame = field(init=False)  # the samples the model trains on (:data:`TRAIN_FRAME_COLUMNS`)
-    validation_frame: pd.DataFrame = field(init=False)  # held-out clicks (:data:`VALIDATION_FRAME_COLUMNS`)
-    train: SampleTensors = field(init=False)
-    validation: SampleTensors = field(init=False)
+    days: list[str]  # the window's sample days, in order
+    train_frame: pd.DataFrame  # the samples the model trains on (:data:`TRAIN_FRAME_COLUMNS`)
+    validation_frame: pd.DataFrame  # held-out clicks (:data:`VALIDATION_FRAME_COLUMNS`)
+    train: SampleTensors
+    validation: SampleTensors
     # each item's and query's latest statistics in the window (sie.selection.holdout)
-    holdout_features: WindowFeatures = field(init=False)
+    holdout_features: WindowFeatures
 
-    def __post_init__(self) -> None:
-        frame, self.frame = self.frame, None
-        self.validation_mask = is_validation(frame["query_id"])
-        train_rows, validation_rows = np.flatnonzero(~self.validation_mask), np.flatnonzero(self.validation_mask)
-        self.days = sorted(frame["sample_ds"].unique().tolist())
-        self.holdout_features = latest_features(frame)
-        self.train = encode_frame(frame, self.train_cfg, rows=train_rows)
-        self.validation = encode_frame(frame, self.train_cfg, rows=validation_rows)
+    @classmethod
+    def split(cls, ds: Ds, frame: pd.DataFrame, train_cfg: TrainConfig) -> TrainingWindow:
+        """The window of ``frame`` (every sample of the window, sorted by sample_ds, sample_id).
+
+        ``frame`` is consumed (its columns are deleted as they are read): the window keeps the
+        split's parts, its days and the holdout's features.
+        """
+        validation_mask = is_validation(frame["query_id"])
+        train_rows, validation_rows = np.flatnonzero(~validation_mask), np.flatnonzero(validation_mask)
+        days = sorted(frame["sample_ds"].unique().tolist())
+        holdout_features = latest_features(frame)
+        train = encode_frame(frame, train_cfg, rows=train_rows)
+        validation = encode_frame(frame, train_cfg, rows=validation_rows)
         for column in set(frame.columns) - set(TRAIN_FRAME_COLUMNS):  # read: free them before the frames' copies
             del frame[column]
-        self.train_frame = frame_rows(frame, train_rows, TRAIN_FRAME_COLUMNS)
-        self.validation_frame = frame_rows(frame, validation_rows, VALIDATION_FRAME_COLUMNS)
+        train_frame = frame_rows(frame, train_rows, TRAIN_FRAME_COLUMNS)
+        validation_frame = frame_rows(frame, validation_rows, VALIDATION_FRAME_COLUMNS)
         # one copy of the ids: the tensors' are the frames' (equal, taken from the same rows)
-        self.train.sample_id = sample_ids(self.train_frame["sample_id"])
-        self.validation.sample_id = sample_ids(self.validation_frame["sample_id"])
+        train.sample_id = sample_ids(train_frame["sample_id"])
+        validation.sample_id = sample_ids(validation_frame["sample_id"])
+        return cls(ds, train_cfg, days, train_frame, validation_frame, train, validation, holdout_features)
 
     @property
     def n_validation(self) -> int:
-        return int(self.validation_mask.sum())
+        return len(self.validation)
 
     def sample_keys(self) -> pd.MultiIndex:
         """(sample_id, sample_ds) of the training samples, in model order: the key scores align on."""

@@ -86,17 +86,18 @@ def train(cfg: SieConfig, ds: Ds) -> dict:
     from sie.model.distributed import all_gather_objects, init_from_env
     from sie.model.training import train_ranker
     from sie.steps.models import save_model
-    from sie.steps.window import load_window
+    from sie.steps.window import load_window, window_source
 
     faults.point("train.start")
     world = init_from_env()
     with timed(log, f"train ds={ds}"):
+        source = window_source(cfg, ds)  # before the read (see window_source)
         window = load_window(cfg, ds)
         log.info(
             "train ds=%s: %d samples from %s (%d held out)", ds, len(window.train), window.days, window.n_validation
         )
         result = train_ranker(window.train, cfg.train, progress=world.is_main, world=world)
-        meta = save_model(cfg, window, result) | {"world_size": world.size} if world.is_main else None
+        meta = save_model(cfg, window, result, source) | {"world_size": world.size} if world.is_main else None
         return all_gather_objects(meta, world)[0]  # also keeps every rank until the version is published
 
 
@@ -111,9 +112,9 @@ def score_all(cfg: SieConfig, ds: Ds, methods: list[str]) -> dict:
     ds = Ds(ds)
     from sie.steps.models import load_model
     from sie.steps.scoring import publish_scores, score_method
-    from sie.steps.window import load_window
+    from sie.steps.window import load_trained_window
 
-    window, loaded = load_window(cfg, ds), load_model(cfg, ds)
+    window, loaded = load_trained_window(cfg, ds), load_model(cfg, ds)
     out = {}
     for method in methods:
         with timed(log, f"score[{method}] ds={ds}"):
@@ -134,11 +135,11 @@ def evaluate(cfg: SieConfig, ds: Ds, scores: dict[str, np.ndarray] | None = None
     from sie.selection.grid import Grid
     from sie.selection.retrain import CellData, cell_rows, cells_in_time, run_cells, within_budget
     from sie.steps.scoring import read_cost, read_scores
-    from sie.steps.window import load_evalset, load_window
+    from sie.steps.window import load_evalset, load_trained_window
 
     faults.point("evaluate.start")
     with timed(log, f"retrain+evaluate ds={ds}"):
-        window = load_window(cfg, ds)
+        window = load_trained_window(cfg, ds)
         wh = Warehouse.from_config(cfg)
         grid = Grid.from_config(cfg.evaluate, cfg.importance.methods)
         scores = dict(scores or {})

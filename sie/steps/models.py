@@ -77,8 +77,12 @@ def model_version(model_id: str, ds: str) -> str:
     return f"ranker-{ds}" if model_id == "mlp" else f"{model_id}-{ds}"
 
 
-def save_model(cfg: SieConfig, window: TrainingWindow, result: TrainResult) -> dict:
-    """Publish checkpoints, dynamics, the trained index and meta as ``models/ds=<window.ds>``."""
+def save_model(cfg: SieConfig, window: TrainingWindow, result: TrainResult, source: dict | None = None) -> dict:
+    """Publish checkpoints, dynamics, the trained index and meta as ``models/ds=<window.ds>``; with
+    the window's ``source`` (sie.steps.window.window_source) also the encoded window, which the
+    version's score steps then read instead of the window's Parquet."""
+    from sie.steps.window import SAVED_WINDOW, save_window
+
     wh = Warehouse.from_config(cfg)
     staging = wh.staging_dir / f"model-{uuid.uuid4().hex}"
     (staging / "checkpoints").mkdir(parents=True)
@@ -90,6 +94,8 @@ def save_model(cfg: SieConfig, window: TrainingWindow, result: TrainResult) -> d
     window.train_frame[["sample_id", "sample_ds", "query_id", "click", "label"]].to_parquet(version.index_path)
     meta = model_meta(cfg, window, result)
     version.meta_path.write_text(json.dumps(meta, indent=2))
+    if source is not None:
+        save_window(window, source, staging / SAVED_WINDOW)
     wh.publish_folder(staging, wh.model_dir(window.ds))
     return meta
 

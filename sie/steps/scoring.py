@@ -33,7 +33,7 @@ from sie.importance.base import Estimator, ScoringContext, checked_scores, get_e
 from sie.model.ranker import resolve_device
 from sie.model.window import TrainingWindow
 from sie.steps.models import LoadedModel, load_model
-from sie.steps.window import load_window
+from sie.steps.window import load_trained_window
 from sie.store import Warehouse, lean_pandas
 
 
@@ -106,7 +106,7 @@ def score_method(
     """
     faults.point("score.start")
     estimator = get_estimator(method, cfg)
-    window = window or load_window(cfg, ds)
+    window = window or load_trained_window(cfg, ds)
     loaded = loaded or load_model(cfg, ds)
     ctx = scoring_context(cfg, window, loaded)
     given, given_seconds = reusable_scores(cfg, window, loaded, estimator)

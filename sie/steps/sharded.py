@@ -43,7 +43,7 @@ from sie.model.objective import Objective
 from sie.model.window import TrainingWindow
 from sie.steps.models import LoadedModel, load_model
 from sie.steps.scoring import model_fingerprint, reusable_scores, score_table, scoring_context
-from sie.steps.window import load_window
+from sie.steps.window import load_trained_window
 from sie.store import TABLES, Warehouse, conform
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ def score_sharded(cfg: SieConfig, ds: Ds, methods: list[str], world: World | Non
     for method in methods:
         check_shardable(method)
     world = world or init_from_env()
-    window, loaded = load_window(cfg, ds), load_model(cfg, ds)
+    window, loaded = load_trained_window(cfg, ds), load_model(cfg, ds)
     return {method: score_shard(cfg, window, loaded, method, world) for method in methods}
 
 

@@ -1,17 +1,32 @@
-"""Loading the training window and the evaluation set from the warehouse."""
+"""Loading the training window and the evaluation set from the warehouse.
+
+The train step reads and encodes its window (:func:`load_window`) and saves the encoded
+window in the model version (:func:`save_window`); the score and evaluate steps of that
+version read it back memory-mapped (:func:`load_trained_window`) instead of reading,
+sorting and encoding the window's Parquet again, once per method: at 10M samples that
+re-read was most of a score step's memory and minutes of its time. A saved window is used
+only while the window's days, their `samples` files and the train settings are what they
+were when it was saved; otherwise the window is read afresh.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import torch
 
 from sie.config import SieConfig
 from sie.ds import Ds
-from sie.model.window import TrainingWindow
+from sie.model.features import SampleTensors, TokenRows, sample_ids
+from sie.model.window import TrainingWindow, WindowFeatures
 from sie.schemas import DENSE_FEATURES
 from sie.selection.holdout import holdout_tensors, with_titles
 from sie.selection.retrain import EvalSet
@@ -82,9 +97,93 @@ def sorted_columns(table: pa.Table, keys: list[str]) -> pa.Table:
 
 def load_window(cfg: SieConfig, ds: Ds) -> TrainingWindow:
     """The training window ending ``ds`` (``cfg.train.window_days`` days), split and encoded once."""
-    window = TrainingWindow(ds, load_window_frame(cfg, ds, cfg.train.window_days), cfg.train)
+    window = TrainingWindow.split(ds, load_window_frame(cfg, ds, cfg.train.window_days), cfg.train)
     release_freed_memory()  # the frame's columns, freed by the split
     return window
+
+
+# ---- the encoded window saved in a model version -------------------------------------------
+
+#: the folder of a model version that holds the window it was trained on, encoded
+SAVED_WINDOW = "window"
+_TENSORS = ("dense", "click", "label", "group", "client", "session")
+
+
+def window_source(cfg: SieConfig, ds: Ds) -> dict:
+    """What the window ending ``ds`` is read from now: its usable days, their `samples` files
+    and the train settings (which fix the encoding). Take it before reading the window: a day
+    re-published in between then shows as a changed source, never as a stale window."""
+    wh = Warehouse.from_config(cfg)
+    days = usable_days(cfg, ds, cfg.train.window_days)
+    files = sorted(str(f.path.relative_to(wh.root)) for f in wh.data_files("samples", {"ds": days}))
+    # (through JSON: the form it is saved in, so that a saved source compares equal)
+    return json.loads(json.dumps({"days": days, "samples_files": files, "train": asdict(cfg.train)}))
+
+
+def save_window(window: TrainingWindow, source: dict, folder: Path) -> None:
+    """Write ``window`` (read from ``source``, :func:`window_source`) to ``folder``: its tensors as
+    ``.npy`` arrays, its frames and holdout features as Parquet, ``source.json`` last."""
+    folder.mkdir(parents=True)
+    for part in ("train", "validation"):
+        _save_tensors(getattr(window, part), folder / part)
+    window.train_frame.to_parquet(folder / "train_frame.parquet")
+    window.validation_frame.to_parquet(folder / "validation_frame.parquet")
+    window.holdout_features.items.to_parquet(folder / "holdout_items.parquet")
+    window.holdout_features.queries.to_parquet(folder / "holdout_queries.parquet")
+    (folder / "source.json").write_text(json.dumps({"ds": window.ds, **source}))
+
+
+def _save_tensors(data: SampleTensors, folder: Path) -> None:
+    folder.mkdir()
+    for name in ("query_tokens", "item_tokens"):
+        tokens = getattr(data, name)
+        if not isinstance(tokens, TokenRows):  # dense rows: each its own table row
+            tokens = TokenRows(tokens, torch.arange(len(tokens), dtype=torch.int32))
+        np.save(folder / f"{name}_table.npy", tokens.table.numpy())
+        np.save(folder / f"{name}_codes.npy", tokens.codes.numpy())
+    for name in _TENSORS:
+        if getattr(data, name) is not None:
+            np.save(folder / f"{name}.npy", getattr(data, name).numpy())
+
+
+def load_trained_window(cfg: SieConfig, ds: Ds) -> TrainingWindow:
+    """The window ``ds``'s model version was trained on: as the train step saved it while its
+    source is unchanged (:func:`window_source`), else read afresh (:func:`load_window`)."""
+    folder = Warehouse.from_config(cfg).model_dir(ds) / SAVED_WINDOW
+    saved = folder / "source.json"
+    if saved.exists():
+        source = json.loads(saved.read_text())
+        if source.pop("ds") == ds and source == window_source(cfg, ds):
+            return read_window(folder, Ds(ds), cfg)
+        log.info("window of ds=%s: its samples or train settings changed since training; reading it afresh", ds)
+    return load_window(cfg, ds)
+
+
+def read_window(folder: Path, ds: Ds, cfg: SieConfig) -> TrainingWindow:
+    """The window saved in ``folder`` by :func:`save_window`, its arrays memory-mapped."""
+    source = json.loads((folder / "source.json").read_text())
+    train_frame = lean_pandas(pq.read_table(folder / "train_frame.parquet"))
+    validation_frame = lean_pandas(pq.read_table(folder / "validation_frame.parquet"))
+    features = WindowFeatures(
+        items=lean_pandas(pq.read_table(folder / "holdout_items.parquet")),
+        queries=lean_pandas(pq.read_table(folder / "holdout_queries.parquet")),
+    )
+    train = _read_tensors(folder / "train", sample_ids(train_frame["sample_id"]))
+    validation = _read_tensors(folder / "validation", sample_ids(validation_frame["sample_id"]))
+    return TrainingWindow(ds, cfg.train, source["days"], train_frame, validation_frame, train, validation, features)
+
+
+def _read_tensors(folder: Path, ids: np.ndarray) -> SampleTensors:
+    def array(name: str) -> torch.Tensor | None:
+        path = folder / f"{name}.npy"
+        # copy-on-write mapping: pages are read as batches touch them, and are the page cache's to drop
+        return torch.from_numpy(np.load(path, mmap_mode="c")) if path.exists() else None
+
+    tokens = {
+        name: TokenRows(array(f"{name}_table"), array(f"{name}_codes")) for name in ("query_tokens", "item_tokens")
+    }
+    values = {name: array(name) for name in _TENSORS}
+    return SampleTensors(**tokens, **values, sample_id=ids)
 
 
 def load_holdout(wh: Warehouse) -> pd.DataFrame:
