@@ -199,9 +199,21 @@ def measure_score(args, method: str) -> dict:
     cfg = config(Path(args.work), args)
     preimport()
     rss = StageRss()
-    cost = daily.score(cfg, args.ds, method)
+    start = time.perf_counter()
+    if args.fresh_window:  # the window read from the samples and encoded, as before it was saved
+        from sie.ds import Ds
+        from sie.steps.scoring import publish_scores, score_method
+        from sie.steps.window import load_window
+
+        scored = score_method(cfg, Ds(args.ds), method, window=load_window(cfg, Ds(args.ds)))
+        publish_scores(cfg, scored)
+        cost = scored.cost
+    else:
+        cost = daily.score(cfg, args.ds, method)
     rss.mark(f"score {method}", cost["n"])
-    return {"n_train": cost["n"], "seconds": cost["seconds"], "stages": rss.stages}
+    # seconds: the method's own; step_seconds: the whole step (reading the window and model too)
+    step_seconds = time.perf_counter() - start
+    return {"n_train": cost["n"], "seconds": cost["seconds"], "step_seconds": step_seconds, "stages": rss.stages}
 
 
 def in_child(args, what: str) -> dict:
@@ -222,6 +234,7 @@ def main() -> None:
     p.add_argument("--work", default="/tmp/sie-window-memory")
     p.add_argument("--label", default="latest")
     p.add_argument("--no-train", action="store_true", help="score only, with the model of an earlier run")
+    p.add_argument("--fresh-window", action="store_true", help="score steps read the window afresh, not the saved one")
     p.add_argument("--child", default="")
     args = p.parse_args()
     work = Path(args.work) / f"n{args.samples}-d{args.days}"
