@@ -465,9 +465,10 @@ def flatness(per_day: list[dict]) -> dict:
         first, last = per_day[0][f"peak_rss_{kind}"], per_day[-1][f"peak_rss_{kind}"]
         growth = (last - first) / first if first else 0.0
         out[kind] = {"day1": first, "last_day": last, "growth": round(growth, 4), "flat": abs(growth) <= 0.10}
-    if all("live_heap_jvm" in d for d in per_day):  # after a full GC at each day's end
-        first, last = per_day[0]["live_heap_jvm"], per_day[-1]["live_heap_jvm"]
-        out["jvm_live_heap"] = {"day1": first, "last_day": last, "growth": round((last - first) / first, 4)}
+    for kind, key in (("jvm_live_heap", "live_heap_jvm"), ("python_after_gc", "rss_python_after_gc")):
+        if all(key in d for d in per_day):  # after a full collection at each day's end: what is kept
+            first, last = per_day[0][key], per_day[-1][key]
+            out[kind] = {"day1": first, "last_day": last, "growth": round((last - first) / first, 4)}
     return out
 
 
@@ -520,7 +521,9 @@ def backfill_markdown(label: str, run: dict) -> list[str]:
         f"JVM {f['jvm']['growth']:+.1%} (flat = within 10 %)"
     )
     if "jvm_live_heap" in f:
-        growth += f"; JVM live heap {f['jvm_live_heap']['growth']:+.1%}"
+        growth += f"; after a full collection: JVM live heap {f['jvm_live_heap']['growth']:+.1%}"
+    if "python_after_gc" in f:
+        growth += f", Python RSS {f['python_after_gc']['growth']:+.1%}"
     return out + ["", growth, ""]
 
 
