@@ -107,17 +107,21 @@ def load_window(cfg: SieConfig, ds: Ds) -> TrainingWindow:
 #: the folder of a model version that holds the window it was trained on, encoded
 SAVED_WINDOW = "window"
 _TENSORS = ("dense", "click", "label", "group", "client", "session")
+#: the train settings a window's encoding depends on (TrainConfig fields)
+_ENCODING_SETTINGS = ("model", "transformer", "window_days", "vocab_size", "max_query_tokens", "max_item_tokens")
 
 
 def window_source(cfg: SieConfig, ds: Ds) -> dict:
     """What the window ending ``ds`` is read from now: its usable days, their `samples` files
-    and the train settings (which fix the encoding). Take it before reading the window: a day
+    and the train settings that fix its encoding. Take it before reading the window: a day
     re-published in between then shows as a changed source, never as a stale window."""
     wh = Warehouse.from_config(cfg)
     days = usable_days(cfg, ds, cfg.train.window_days)
     files = sorted(str(f.path.relative_to(wh.root)) for f in wh.data_files("samples", {"ds": days}))
+    train = asdict(cfg.train)
+    encoding = {k: train[k] for k in _ENCODING_SETTINGS}
     # (through JSON: the form it is saved in, so that a saved source compares equal)
-    return json.loads(json.dumps({"days": days, "samples_files": files, "train": asdict(cfg.train)}))
+    return json.loads(json.dumps({"days": days, "samples_files": files, "encoding": encoding}))
 
 
 def save_window(window: TrainingWindow, source: dict, folder: Path) -> None:
