@@ -38,12 +38,16 @@ from sie.model.features import SampleTensors
 
 @torch.no_grad()
 def embed(model, data: SampleTensors, device: torch.device, batch_size: int) -> torch.Tensor:
-    """[N, H] penultimate representations on ``device``, computed in batches."""
+    """[N, H] penultimate representations on ``device``, computed in batches into one tensor
+    (not concatenated from parts: at 9M samples a second copy would be 2.3 GB)."""
     model.eval()
-    parts = [model.embed(*data.inputs(device, sl)).float() for sl in batches(len(data), batch_size)]
-    if not parts:
-        return torch.zeros(0, 0, device=device)
-    return torch.cat(parts)
+    out = None
+    for sl in batches(len(data), batch_size):
+        part = model.embed(*data.inputs(device, sl)).float()
+        if out is None:
+            out = torch.empty(len(data), part.shape[1], device=device)
+        out[sl] = part
+    return torch.zeros(0, 0, device=device) if out is None else out
 
 
 def nearest_first(dist: torch.Tensor) -> torch.Tensor:
