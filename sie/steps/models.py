@@ -21,6 +21,7 @@ from sie.ds import Ds
 from sie.model.ranker import NeuralRanker, build_ranker, resolve_device
 from sie.model.training import TrainResult
 from sie.model.window import TrainingWindow
+from sie.steps.window import SAVED_WINDOW, save_window
 from sie.store import Warehouse, lean_pandas
 
 
@@ -81,8 +82,6 @@ def save_model(cfg: SieConfig, window: TrainingWindow, result: TrainResult, sour
     """Publish checkpoints, dynamics, the trained index and meta as ``models/ds=<window.ds>``; with
     the window's ``source`` (sie.steps.window.window_source) also the encoded window, which the
     version's score steps then read instead of the window's Parquet."""
-    from sie.steps.window import SAVED_WINDOW, save_window
-
     wh = Warehouse.from_config(cfg)
     staging = wh.staging_dir / f"model-{uuid.uuid4().hex}"
     (staging / "checkpoints").mkdir(parents=True)

@@ -158,14 +158,13 @@ def load_trained_window(cfg: SieConfig, ds: Ds) -> TrainingWindow:
     if saved.exists():
         source = json.loads(saved.read_text())
         if source.pop("ds") == ds and source == window_source(cfg, ds):
-            return read_window(folder, Ds(ds), cfg)
+            return read_window(folder, Ds(ds), source["days"], cfg)
         log.info("window of ds=%s: its samples or train settings changed since training; reading it afresh", ds)
     return load_window(cfg, ds)
 
 
-def read_window(folder: Path, ds: Ds, cfg: SieConfig) -> TrainingWindow:
-    """The window saved in ``folder`` by :func:`save_window`, its arrays memory-mapped."""
-    source = json.loads((folder / "source.json").read_text())
+def read_window(folder: Path, ds: Ds, days: list[str], cfg: SieConfig) -> TrainingWindow:
+    """The window of ``days`` saved in ``folder`` by :func:`save_window`, its arrays memory-mapped."""
     train_frame = lean_pandas(pq.read_table(folder / "train_frame.parquet"))
     validation_frame = lean_pandas(pq.read_table(folder / "validation_frame.parquet"))
     features = WindowFeatures(
@@ -174,7 +173,7 @@ def read_window(folder: Path, ds: Ds, cfg: SieConfig) -> TrainingWindow:
     )
     train = _read_tensors(folder / "train", sample_ids(train_frame["sample_id"]))
     validation = _read_tensors(folder / "validation", sample_ids(validation_frame["sample_id"]))
-    return TrainingWindow(ds, cfg.train, source["days"], train_frame, validation_frame, train, validation, features)
+    return TrainingWindow(ds, cfg.train, days, train_frame, validation_frame, train, validation, features)
 
 
 def _read_tensors(folder: Path, ids: np.ndarray) -> SampleTensors:
