@@ -116,7 +116,15 @@ def config(work: Path, args):
     from sie.config import SieConfig
 
     return SieConfig.load(
-        {"warehouse": str(work / "wh"), "train": {"window_days": args.days, "epochs": args.epochs, "device": "cpu"}}
+        {
+            "warehouse": str(work / "wh"),
+            "train": {
+                "window_days": args.days,
+                "epochs": args.epochs,
+                "device": "cpu",
+                "read_batch_rows": args.read_batch_rows,
+            },
+        }
     )
 
 
@@ -164,22 +172,16 @@ def preimport() -> None:
 def measure_train(args) -> dict:
     from sie.ds import Ds
     from sie.model.training import train_ranker
-    from sie.model.window import TrainingWindow
     from sie.steps.models import save_model
-    from sie.steps.window import load_window_frame, window_source
-    from sie.store import release_freed_memory
+    from sie.steps.window import load_window, window_source
 
     cfg = config(Path(args.work), args)
     preimport()
     rss = StageRss()
     source = window_source(cfg, Ds(args.ds))  # as the train step: its score steps read the saved window
-    frame = load_window_frame(cfg, Ds(args.ds), args.days)
-    n = len(frame)
-    rss.mark("load frame", n)
-    window = TrainingWindow.split(Ds(args.ds), frame, cfg.train)
-    del frame
-    release_freed_memory()  # as load_window does
-    rss.mark("split + encode", n)
+    window = load_window(cfg, Ds(args.ds))  # keys read whole, the rest read and encoded in batches
+    n = len(window.train) + len(window.validation)
+    rss.mark("read + encode", n)
     result = train_ranker(window.train, cfg.train)
     rss.mark(f"train {args.epochs} epochs", n)
     save_model(cfg, window, result, source)
@@ -230,6 +232,7 @@ def main() -> None:
     p.add_argument("--days", type=int, default=3)
     p.add_argument("--ds", default="2026-11-20")
     p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--read-batch-rows", type=int, default=250_000, help="train.read_batch_rows")
     p.add_argument("--methods", nargs="*", default=["loss"])
     p.add_argument("--work", default="/tmp/sie-window-memory")
     p.add_argument("--label", default="latest")

@@ -131,6 +131,9 @@ class TrainConfig:
     n_dense: int = 4
     device: str = "auto"  # auto | cpu | cuda
     seed: int = 0
+    # the window's wide columns (titles, features) are read and encoded in record batches of
+    # at most this many rows: memory ~ the batch plus the window's keys, not the whole window
+    read_batch_rows: int = 250_000
 
     def effective(self) -> TrainConfig:
         """These settings as training uses them: the transformer's own lr / batch size / epochs for it."""
@@ -473,6 +476,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "validate.min_click_impression_share": (0, 1, True),
     "validate.batch_rows": (1, None, True),
     "train.window_days": (1, None, True),
+    "train.read_batch_rows": (1, None, True),
     "train.epochs": (1, None, True),
     "train.batch_size": (1, None, True),
     "train.lr": (0, None, False),

@@ -13,7 +13,7 @@ import torch
 
 from sie.config import SieConfig
 from sie.schemas import DENSE_FEATURES, SAMPLES, sample_id
-from sie.store import Warehouse
+from sie.store import Warehouse, lean_pandas
 
 WORDS = "red blue shoe shirt phone case cable lamp desk chair mug pen".split()
 
@@ -176,6 +176,25 @@ def test_score_steps_read_the_window_saved_with_the_model_version(small_cfg):
         np.testing.assert_array_equal(
             score_method(small_cfg, ds, method).scores, score_method(small_cfg, ds, method, window=fresh).scores
         )
+
+
+def test_window_read_in_record_batches_is_the_split_of_the_whole_sorted_window(small_cfg):
+    """load_window streams the non-key columns in batches of train.read_batch_rows rows, from
+    days written in shuffled row order: the same window as splitting the whole sorted frame."""
+    from sie.ds import Ds
+    from sie.model.window import TrainingWindow
+    from sie.steps.window import load_window
+
+    wh = Warehouse.from_config(small_cfg)
+    for k, ds in enumerate(["2024-01-01", "2024-01-02"]):
+        frame = _samples_frame(ds, 60, seed=k).sample(frac=1.0, random_state=k)
+        wh.write_day(ds, {"samples": pa.Table.from_pandas(frame, preserve_index=False)}, run_id=f"fixture-{ds}")
+    small_cfg.train.read_batch_rows = 7
+    streamed = load_window(small_cfg, Ds("2024-01-02"))
+    whole = wh.read_table("samples").sort_by([("ds", "ascending"), ("sample_id", "ascending")])
+    assert len(streamed.train) + streamed.n_validation == whole.num_rows > 10 * small_cfg.train.read_batch_rows
+    frame = lean_pandas(whole).rename(columns={"ds": "sample_ds"})  # (consumes the table)
+    _assert_same_window(streamed, TrainingWindow.split("2024-01-02", frame, small_cfg.train))
 
 
 @pytest.mark.parametrize("change", ["republished day", "train settings"])

@@ -10,6 +10,7 @@ import zlib
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 import torch
 from fixtures import tiny_config
@@ -17,7 +18,19 @@ from fixtures import tiny_config
 from sie.importance.base import ScoringContext, checked_scores, get_estimator
 from sie.model.features import SampleTensors, TokenRows, encode_frame, group_index, token_inputs, tokenize
 from sie.model.training import predict, train_ranker
-from sie.model.window import TRAIN_FRAME_COLUMNS, TrainingWindow, is_validation
+from sie.model.window import (
+    ITEM_FEATURES,
+    QUERY_FEATURES,
+    TRAIN_FRAME_COLUMNS,
+    WINDOW_BATCH_COLUMNS,
+    WINDOW_KEY_COLUMNS,
+    LatestFeatures,
+    TrainingWindow,
+    WindowEncoder,
+    WindowFeatures,
+    is_validation,
+    window_order,
+)
 from sie.schemas import DENSE_FEATURES
 from sie.selection.holdout import holdout_tensors
 from sie.steps.window import sorted_columns
@@ -94,7 +107,8 @@ def window_frame(n_requests: int = 90, seed: int = 0) -> pd.DataFrame:
                     "query_id": f"q{r}",
                     "client_id": client,
                     "session_id": session,
-                    "request_ts": pd.Timestamp(f"{ds}T{r % 5:02d}:00:00Z"),  # ties within a day
+                    # ties within a day, and some missing
+                    "request_ts": None if r % 17 == 3 else pd.Timestamp(f"{ds}T{r % 5:02d}:00:00Z"),
                     "query_text": query,
                     "item_id": f"i{rng.integers(12)}",
                     "item_title": titles[rng.integers(len(titles))],
@@ -104,7 +118,7 @@ def window_frame(n_requests: int = 90, seed: int = 0) -> pd.DataFrame:
                 }
             )
     frame = pa.Table.from_pylist(rows).sort_by([("sample_ds", "ascending"), ("sample_id", "ascending")])
-    return lean_pandas(frame)  # Arrow-backed strings, as load_window_frame gives
+    return lean_pandas(frame)  # Arrow-backed strings, as load_window reads them
 
 
 def assert_same_values(new: SampleTensors, ref: SampleTensors) -> None:
@@ -174,15 +188,81 @@ def test_window_split_matches_encoding_each_part_of_the_frame():
         }
     )
     got = holdout_tensors(holdout, window.holdout_features, cfg)
-    want = holdout_tensors(holdout, frame, cfg)
+    want = holdout_tensors(holdout, reference_latest_features(frame), cfg)
     assert torch.equal(got.dense, want.dense) and torch.equal(got.label, want.label)
 
 
 def test_sorted_columns_is_arrows_sort():
     table = pa.table({"ds": ["b", "a", "b", "a"] * 3, "sample_id": [str(k % 5) for k in range(12)], "x": range(12)})
-    assert sorted_columns(table, ["ds", "sample_id"]).equals(
-        table.sort_by([("ds", "ascending"), ("sample_id", "ascending")])
+    keys = [("ds", "ascending"), ("sample_id", "ascending")]
+    assert sorted_columns(table, pc.sort_indices(table, sort_keys=keys)).equals(table.sort_by(keys))
+
+
+def reference_latest_features(frame: pd.DataFrame) -> WindowFeatures:
+    """The holdout's lookup as pandas computed it on the whole frame (before it was streamed)."""
+    latest = frame[["sample_ds", "request_ts", "item_id", "query_text", *ITEM_FEATURES, *QUERY_FEATURES]]
+    latest = latest.sort_values(["sample_ds", "request_ts"])
+    return WindowFeatures(
+        items=latest.groupby("item_id")[list(ITEM_FEATURES)].last(),
+        queries=latest.groupby("query_text")[list(QUERY_FEATURES)].last(),
     )
+
+
+@pytest.mark.parametrize("seed", [0, 4])
+def test_latest_features_by_batches_match_pandas_on_the_whole_frame(seed):
+    frame = window_frame(n_requests=150, seed=seed)
+    want = reference_latest_features(frame)
+    latest = LatestFeatures()
+    order = np.random.default_rng(seed).permutation(len(frame))  # batches in any order
+    for rows in np.array_split(order, 9):
+        latest.add(frame.iloc[rows].reset_index(drop=True))
+    got = latest.result()
+    for name in ("items", "queries"):
+        # keys whose every value is null are left out (the holdout joins them as 0 either way)
+        expected = getattr(want, name).dropna(how="all")
+        actual = getattr(got, name).loc[expected.index]
+        assert len(getattr(got, name)) == len(expected), name
+        pd.testing.assert_frame_equal(actual, expected, check_index_type=False, check_names=False)
+
+
+def ordered_keys(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """The frame's keys in window order (as load_window reads them), and each frame row's place there."""
+    table = pa.Table.from_pandas(frame[["sample_ds", *WINDOW_KEY_COLUMNS]], preserve_index=False)
+    order = window_order(table).to_numpy()
+    places = np.empty(len(order), dtype=np.int64)
+    places[order] = np.arange(len(order))
+    return lean_pandas(table.take(order)), places
+
+
+@pytest.mark.parametrize("model", ["mlp", "minilm_cross"])
+def test_window_encoded_by_batches_in_any_order_is_the_split_of_the_whole_frame(model):
+    """What load_window does: keys whole, in window order; the other columns in batches of shuffled rows."""
+    cfg = dataclasses.replace(tiny_config().train, model=model)
+    frame = window_frame(n_requests=100, seed=5)
+    keys, places = ordered_keys(frame)
+    encoder = WindowEncoder("2026-11-20", keys, cfg)
+    for rows in np.array_split(np.random.default_rng(1).permutation(len(frame)), 7):
+        encoder.add(frame[["sample_ds", *WINDOW_BATCH_COLUMNS]].iloc[rows].reset_index(drop=True), places[rows])
+    streamed = encoder.finish()
+    whole = TrainingWindow.split("2026-11-20", frame.copy(), cfg)
+    assert streamed.days == whole.days
+    for part in ("train", "validation"):
+        assert_same_values(getattr(streamed, part), getattr(whole, part))
+    pd.testing.assert_frame_equal(streamed.train_frame, whole.train_frame)
+    pd.testing.assert_frame_equal(streamed.validation_frame, whole.validation_frame)
+    pd.testing.assert_frame_equal(streamed.holdout_features.items, whole.holdout_features.items)
+    pd.testing.assert_frame_equal(streamed.holdout_features.queries, whole.holdout_features.queries)
+
+
+def test_a_window_missing_rows_or_out_of_order_is_refused():
+    frame = window_frame(n_requests=60)
+    keys, places = ordered_keys(frame)
+    encoder = WindowEncoder("2026-11-20", keys, tiny_config().train)
+    encoder.add(frame.iloc[:-1], places[:-1])
+    with pytest.raises(ValueError, match="rows encoded for"):
+        encoder.finish()
+    with pytest.raises(ValueError, match="not in window order"):
+        WindowEncoder("2026-11-20", frame[["sample_ds", *WINDOW_KEY_COLUMNS]], tiny_config().train)
 
 
 @pytest.mark.parametrize("objective", ["pointwise", "listwise"])

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +26,8 @@ from sie.config import TrainConfig
 from sie.schemas import DENSE_FEATURES
 
 _TOKEN = re.compile(r"[a-z0-9]+")
+
+Rows = np.ndarray | slice | None  # a frame's rows: positions, a run of rows (no copy), or all
 
 
 def tokenize(text: str) -> list[str]:
@@ -67,6 +70,11 @@ def hash_token_rows(texts: pd.Series | list[str], max_len: int, vocab_size: int)
     """The hashed token ids of ``texts`` (0 = padding), each distinct text tokenised once."""
     texts = texts if isinstance(texts, pd.Series) else pd.Series(list(texts), dtype=object)
     codes, distinct = pd.factorize(texts.fillna(""), sort=False)
+    return token_rows(codes, hash_table(distinct, max_len, vocab_size))
+
+
+def hash_table(distinct: Sequence[str], max_len: int, vocab_size: int) -> np.ndarray:
+    """[D, max_len] int64 hashed token ids of each of the ``distinct`` texts (0 = padding)."""
     table = np.zeros((len(distinct), max_len), dtype=np.int64)
     cache: dict[str, int] = {}
     buckets = vocab_size - 1
@@ -76,7 +84,7 @@ def hash_token_rows(texts: pd.Series | list[str], max_len: int, vocab_size: int)
             if tid is None:
                 tid = cache[tok] = 1 + zlib.crc32(tok.encode()) % buckets
             table[row, col] = tid
-    return token_rows(codes, table)
+    return table
 
 
 def hash_tokens(texts: pd.Series | list[str], max_len: int, vocab_size: int) -> np.ndarray:
@@ -142,7 +150,7 @@ def encode_frame(
     df: pd.DataFrame,
     cfg: TrainConfig,
     *,
-    rows: np.ndarray | None = None,
+    rows: Rows = None,
     query_col: str = "query_text",
     item_col: str = "item_title",
     group_col: str = "query_id",
@@ -150,30 +158,48 @@ def encode_frame(
     """Encode a samples-like frame (its ``rows`` positions only, when given: the same as encoding
     ``df.iloc[rows]``, without copying the frame). Missing dense features / labels become 0."""
     column = _column_reader(df, rows)
-    n = len(df) if rows is None else len(rows)
-    dense = np.zeros((n, len(DENSE_FEATURES)), dtype=np.float32)
-    for j, name in enumerate(DENSE_FEATURES):
-        if name in df:
-            dense[:, j] = column(name).fillna(0.0).to_numpy(dtype=np.float32)
-    click = column("click").to_numpy(dtype=np.float32) if "click" in df else np.zeros(n, np.float32)
-    label = column("label").to_numpy(dtype=np.int32) if "label" in df else np.zeros(n, np.int32)
-    group = pd.factorize(column(group_col))[0].astype(np.int32) if group_col in df else np.zeros(n, np.int32)
-    first, second = token_inputs(column(query_col).fillna(""), column(item_col).fillna(""), cfg)
     return SampleTensors(
-        first,
-        second,
-        torch.from_numpy(dense),
-        torch.from_numpy(click),
-        torch.from_numpy(label),
-        torch.from_numpy(group),
-        sample_ids(column("sample_id")) if "sample_id" in df else np.arange(n).astype(str).astype(object),
-        group_index(df, ["client_id"], rows),
-        group_index(df, ["client_id", "session_id"], rows),  # session ids are only unique within a client
+        *token_inputs(column(query_col).fillna(""), column(item_col).fillna(""), cfg),
+        torch.from_numpy(dense_features(df, rows)),
+        **key_tensors(df, rows, group_col),
     )
 
 
-def _column_reader(df: pd.DataFrame, rows: np.ndarray | None):
-    """``name`` → the column's values at ``rows`` (one column copied at a time)."""
+def dense_features(df: pd.DataFrame, rows: Rows = None) -> np.ndarray:
+    """[N, n_dense] float32 of the frame's dense features (at ``rows``); missing values and columns are 0."""
+    column = _column_reader(df, rows)
+    dense = np.zeros((_n_rows(df, rows), len(DENSE_FEATURES)), dtype=np.float32)
+    for j, name in enumerate(DENSE_FEATURES):
+        if name in df:
+            dense[:, j] = column(name).fillna(0.0).to_numpy(dtype=np.float32)
+    return dense
+
+
+def key_tensors(df: pd.DataFrame, rows: Rows = None, group_col: str = "query_id") -> dict:
+    """The :class:`SampleTensors` fields read from the frame's key columns (at ``rows``): click,
+    label, group, sample_id, client, session; missing clicks / labels become 0."""
+    column, n = _column_reader(df, rows), _n_rows(df, rows)
+    return {
+        "click": torch.from_numpy(
+            column("click").to_numpy(dtype=np.float32) if "click" in df else np.zeros(n, np.float32)
+        ),
+        "label": torch.from_numpy(column("label").to_numpy(dtype=np.int32) if "label" in df else np.zeros(n, np.int32)),
+        "group": torch.from_numpy(
+            pd.factorize(column(group_col))[0].astype(np.int32) if group_col in df else np.zeros(n, np.int32)
+        ),
+        "sample_id": sample_ids(column("sample_id")) if "sample_id" in df else np.arange(n).astype(str).astype(object),
+        "client": group_index(df, ["client_id"], rows),
+        "session": group_index(df, ["client_id", "session_id"], rows),  # session ids are only unique within a client
+    }
+
+
+def _n_rows(df: pd.DataFrame, rows: Rows) -> int:
+    return len(df) if rows is None else len(range(len(df))[rows]) if isinstance(rows, slice) else len(rows)
+
+
+def _column_reader(df: pd.DataFrame, rows: Rows):
+    """``name`` → the column's values at ``rows`` (one column copied at a time; a slice of Arrow
+    strings is not copied)."""
     if rows is None:
         return lambda name: df[name]
     return lambda name: df[name].iloc[rows].reset_index(drop=True)
@@ -191,22 +217,31 @@ def token_inputs(queries: pd.Series, titles: pd.Series, cfg: TrainConfig) -> tup
     """The ranker's two token inputs: hashed query and title tokens (mlp), or the pair's
     word-piece and segment ids (minilm_cross, sie.model.cross_encoder), each distinct text
     (pair) encoded once."""
+    q_codes, q_distinct = pd.factorize(queries, sort=False)
+    t_codes, t_distinct = pd.factorize(titles, sort=False)
+    return coded_token_inputs(q_codes, np.asarray(q_distinct), t_codes, np.asarray(t_distinct), cfg)
+
+
+def coded_token_inputs(
+    q_codes: np.ndarray, q_distinct: np.ndarray, t_codes: np.ndarray, t_distinct: np.ndarray, cfg: TrainConfig
+) -> tuple[TokenRows, TokenRows]:
+    """:func:`token_inputs` of the queries ``q_distinct[q_codes]`` and titles ``t_distinct[t_codes]``
+    (the texts given once each, as a streamed window collects them); texts are not null."""
     if cfg.model == "mlp":
         return (
-            hash_token_rows(queries, cfg.max_query_tokens, cfg.vocab_size),
-            hash_token_rows(titles, cfg.max_item_tokens, cfg.vocab_size),
+            token_rows(q_codes, hash_table(q_distinct, cfg.max_query_tokens, cfg.vocab_size)),
+            token_rows(t_codes, hash_table(t_distinct, cfg.max_item_tokens, cfg.vocab_size)),
         )
     from sie.model.cross_encoder import encode_pairs
 
-    q_codes, q_distinct = pd.factorize(queries, sort=False)
-    t_codes, t_distinct = pd.factorize(titles, sort=False)
-    codes, pairs = pd.factorize(q_codes.astype(np.int64) * max(len(t_distinct), 1) + t_codes, sort=False)
-    q_of, t_of = np.divmod(pairs, max(len(t_distinct), 1))
+    n_titles = max(len(t_distinct), 1)
+    codes, pairs = pd.factorize(q_codes.astype(np.int64) * n_titles + t_codes, sort=False)
+    q_of, t_of = np.divmod(pairs, n_titles)
     ids, segments = encode_pairs(list(q_distinct[q_of]), list(t_distinct[t_of]), cfg.transformer.max_tokens)
     return token_rows(codes, ids), token_rows(codes, segments)
 
 
-def group_index(df: pd.DataFrame, columns: list[str], rows: np.ndarray | None = None) -> torch.Tensor | None:
+def group_index(df: pd.DataFrame, columns: list[str], rows: Rows = None) -> torch.Tensor | None:
     """[N] int32 index of each row's group by ``columns`` (at ``rows``, when given); a row with a
     null id is a group of its own.
 
@@ -216,7 +251,7 @@ def group_index(df: pd.DataFrame, columns: list[str], rows: np.ndarray | None = 
     if not all(c in df for c in columns):
         return None
     column = _column_reader(df, rows)
-    key = np.zeros(len(df) if rows is None else len(rows), dtype=np.int64)
+    key = np.zeros(_n_rows(df, rows), dtype=np.int64)
     unknown = np.zeros(len(key), dtype=bool)
     for name in columns:  # one integer key per row: the columns' codes (null as a value) combined
         values = column(name)

@@ -19,15 +19,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 
 from sie.config import SieConfig
 from sie.ds import Ds
 from sie.model.features import SampleTensors, TokenRows, sample_ids
-from sie.model.window import TrainingWindow, WindowFeatures
-from sie.schemas import DENSE_FEATURES
+from sie.model.window import (
+    WINDOW_BATCH_COLUMNS,
+    WINDOW_KEY_COLUMNS,
+    TrainingWindow,
+    WindowEncoder,
+    WindowFeatures,
+    window_order,
+)
 from sie.selection.holdout import holdout_tensors, with_titles
 from sie.selection.retrain import EvalSet
 from sie.store import Warehouse, lean_pandas, release_freed_memory
@@ -56,50 +61,51 @@ def usable_days(cfg: SieConfig, ds: Ds, n_days: int) -> list[Ds]:
     return days
 
 
-#: the samples columns a training window reads (features, labels, keys, groups, the holdout's
-#: feature lookups): the token lists and bookkeeping columns are most of a day's bytes
-WINDOW_COLUMNS = [
-    "sample_id",
-    "query_id",
-    "client_id",
-    "session_id",
-    "request_ts",
-    "query_text",
-    "item_id",
-    "item_title",
-    "click",
-    "label",
-    *DENSE_FEATURES,
-]
+def load_window(cfg: SieConfig, ds: Ds) -> TrainingWindow:
+    """The training window ending ``ds`` (``cfg.train.window_days`` days), split and encoded once.
 
-
-def load_window_frame(cfg: SieConfig, ds: Ds, n_days: int) -> pd.DataFrame:
-    """Samples of the usable days among the ``n_days`` ending at ``ds`` (:data:`WINDOW_COLUMNS`), sorted."""
+    Its keys are read whole and sorted; its other columns are then read again, from the same
+    files (the runs the manifest named at the start), in record batches of at most
+    ``train.read_batch_rows`` rows, each encoded at its rows' places in the ordered keys (:class:`WindowEncoder`).
+    """
     wh = Warehouse.from_config(cfg)
-    days = usable_days(cfg, ds, n_days)
-    table = sorted_columns(wh.read_table("samples", {"ds": days}, columns=WINDOW_COLUMNS), ["ds", "sample_id"])
+    where, runs = {"ds": usable_days(cfg, ds, cfg.train.window_days)}, wh.current_runs()
+    keys = wh.read_table("samples", where, runs=runs, columns=list(WINDOW_KEY_COLUMNS))
+    keys = keys.rename_columns(["sample_ds" if c == "ds" else c for c in keys.column_names])
+    order = window_order(keys)
+    keys = sorted_columns(keys, order)
+    release_freed_memory()  # the unsorted columns
+    keys = lean_pandas(keys)
+    place = np.empty(len(keys), dtype=np.int64)  # each row's place in the ordered keys, in read order
+    place[order.to_numpy()] = np.arange(len(keys))
+    del order
     release_freed_memory()
-    frame = lean_pandas(table).rename(columns={"ds": "sample_ds"})
-    release_freed_memory()
-    return frame
+    encoder, start = WindowEncoder(ds, keys, cfg.train), 0
+    batches = wh.read_batches(
+        "samples", where, runs=runs, columns=list(WINDOW_BATCH_COLUMNS), batch_rows=cfg.train.read_batch_rows
+    )
+    for batch in batches:
+        if start + batch.num_rows > len(place):
+            raise ValueError(f"window of ds={ds}: its samples changed while it was read; run the step again")
+        n, batch = batch.num_rows, lean_pandas(batch).rename(columns={"ds": "sample_ds"})
+        encoder.add(batch, place[start : start + n])
+        start += n
+        batch = None
+        release_freed_memory()  # the batch's: else the process keeps the largest batches' memory
+        log.info("window of ds=%s: %s of %s rows encoded", ds, f"{start:,}", f"{len(place):,}")
+    window = encoder.finish()
+    release_freed_memory()  # the keys' columns, freed by the split
+    return window
 
 
-def sorted_columns(table: pa.Table, keys: list[str]) -> pa.Table:
-    """``table.sort_by(keys)`` (Arrow's sort: ~10x pandas'), one column at a time: each unsorted
-    column is released once its sorted copy exists, so the table is never held twice."""
-    order = pc.sort_indices(table, sort_keys=[(k, "ascending") for k in keys])
+def sorted_columns(table: pa.Table, order: pa.Array) -> pa.Table:
+    """``table.take(order)`` (e.g. Arrow's sort indices: ~10x pandas' sort), one column at a time:
+    each unsorted column is released once its sorted copy exists, so the table is never held twice."""
     columns = {}
     for name in table.column_names:
         columns[name] = table.column(name).take(order)
         table = table.drop_columns([name])
     return pa.table(columns)
-
-
-def load_window(cfg: SieConfig, ds: Ds) -> TrainingWindow:
-    """The training window ending ``ds`` (``cfg.train.window_days`` days), split and encoded once."""
-    window = TrainingWindow.split(ds, load_window_frame(cfg, ds, cfg.train.window_days), cfg.train)
-    release_freed_memory()  # the frame's columns, freed by the split
-    return window
 
 
 # ---- the encoded window saved in a model version -------------------------------------------
