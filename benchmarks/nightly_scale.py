@@ -139,6 +139,11 @@ def step_main(name: str, ds: str, config_file: str, out_file: str, arg: str | No
     Path(out_file).write_text(json.dumps(result, default=str))
 
 
+def as_result(value) -> dict:
+    """A step's result as a dict (a step that returns a value, e.g. the report's path: {"value": ...})."""
+    return value if isinstance(value, dict) else {"value": value}
+
+
 def run_step(name: str, ds: str, config_file: Path, work: Path, arg: str | None = None) -> dict:
     """Run one step in a child process; wall time, peak RSS (Python / JVM) and its result."""
     out_file = work / f"{name}-{arg or ''}-{ds}.json"
@@ -160,7 +165,7 @@ def run_step(name: str, ds: str, config_file: Path, work: Path, arg: str | None 
         print(f"  {label:28s} FAILED (rc={rc}) after {seconds:.0f} s; log {log_file}", flush=True)
         result = {"failed": True, "rc": rc, "log": str(log_file), "errors": errors[-5:]}
     else:
-        result = json.loads(out_file.read_text())
+        result = as_result(json.loads(out_file.read_text()))
     print(
         f"  {label:28s} {seconds:8.1f} s  peak python {rss.peak['python'] / 2**30:5.2f} GiB"
         f"  jvm {rss.peak['jvm'] / 2**30:5.2f} GiB",
@@ -316,6 +321,8 @@ def assemble_day(args: argparse.Namespace) -> dict:
 
     work = Path(args.work) / args.label
     records = [json.loads(line) for line in (work / "steps.jsonl").read_text().splitlines()]
+    for record in records:
+        record["result"] = as_result(record["result"])
     methods = SieConfig.load(config_file=str(work / "config.json")).importance.methods
     setup = [r | {"setup": True} for r in records if r["ds"] != args.ds]
     return summarise_day(args, methods, work, setup, [r for r in records if r["ds"] == args.ds]) | {
