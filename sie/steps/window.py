@@ -64,9 +64,10 @@ def usable_days(cfg: SieConfig, ds: Ds, n_days: int) -> list[Ds]:
 def load_window(cfg: SieConfig, ds: Ds) -> TrainingWindow:
     """The training window ending ``ds`` (``cfg.train.window_days`` days), split and encoded once.
 
-    Its keys are read whole and sorted; its other columns are then read again, from the same
-    files (the runs the manifest named at the start), in record batches of at most
-    ``train.read_batch_rows`` rows, each encoded at its rows' places in the ordered keys (:class:`WindowEncoder`).
+    Its keys are read whole, in window order (:func:`window_order`); its other columns are then
+    read again, from the same files (the runs the manifest named at the start), in record
+    batches of at most ``train.read_batch_rows`` rows, each encoded at its rows' places in the
+    ordered keys (:class:`WindowEncoder`).
     """
     wh = Warehouse.from_config(cfg)
     where, runs = {"ds": usable_days(cfg, ds, cfg.train.window_days)}, wh.current_runs()

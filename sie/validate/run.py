@@ -134,7 +134,12 @@ def run_checks(cfg: SieConfig, ds: str, suite: str, df: pd.DataFrame, checks: li
     if len(df) == 0:  # an empty day: only the table-level checks mean something (the row count decides)
         checks = [c for c in checks if c.kind.startswith("ExpectTable")]
     from great_expectations.data_context.types.base import ProgressBarsConfig
+    from great_expectations.execution_engine import pandas_execution_engine
 
+    # GX fingerprints each batch by hashing every value (md5 of hash_pandas_object) unless the
+    # frame's memory is over HASH_THRESHOLD: half of a 2.7M-row scores suite's time (py-spy,
+    # docs/PERFORMANCE.md). Nothing here reads the fingerprint: skip it, as GX does for big frames.
+    pandas_execution_engine.HASH_THRESHOLD = 0
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     source = context.data_sources.add_pandas(f"sie_{suite}")
