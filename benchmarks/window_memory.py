@@ -6,8 +6,8 @@
 A synthetic samples-like window (``--days`` days, ``--samples`` in all; ten impressions per
 request, a few thousand distinct query texts and tens of thousands of titles, as a real day
 repeats them) is written once to a warehouse under ``--work``. Then each measurement runs in
-a fresh process, as an Airflow task does: the train step's stages (load the frame, split and
-encode, train, save), and ``sie.steps.daily.score`` per method. A sampler thread reads the
+a fresh process, as an Airflow task does: the train step's stages (read and encode the window:
+keys whole, the rest in batches of ``--read-batch-rows``; train; save), and ``sie.steps.daily.score`` per method. A sampler thread reads the
 process's RSS every 5 ms; per stage it records the RSS at its end and the peak within it,
 each also as bytes per window sample above the RSS after imports. Results:
 ``benchmarks/results/window_memory.json`` (one entry per ``--label``, replaced on rerun).

@@ -209,7 +209,7 @@ class WindowEncoder:
 
     def __init__(self, ds: Ds, keys: pd.DataFrame, train_cfg: TrainConfig) -> None:
         self.ds, self.keys, self.train_cfg = ds, keys, train_cfg
-        held_out = is_validation(keys["query_id"])
+        held_out = is_validation(keys["query_id"])  # (window_order's split again: the order is checked)
         n_train = int(len(keys) - held_out.sum())
         if held_out[:n_train].any():
             raise ValueError("the window's keys are not in window order (sie.model.window.window_order)")
