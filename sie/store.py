@@ -324,6 +324,26 @@ class Warehouse:
             row.update({t: len(d) for t, d in tables.items() if t in INGEST_DAYS.schema.names})
             self.publish_day(ds, run_id, folders, pa.Table.from_pylist([row], schema=INGEST_DAYS.schema))
 
+    def write_partition_batches(
+        self, table: str, partition: dict[str, str], run_id: str, batches: Iterable[pa.Table]
+    ) -> int:
+        """:meth:`write_partition` for data that comes in batches: each is appended to one staged
+        Parquet file as it comes (one batch in memory at a time), then that file replaces the
+        partition in one commit; a failed batch commits nothing. Returns the rows written."""
+        schema, rows = TABLES[table], 0
+        folder = self.staged_partition(table, partition, run_id)
+        try:
+            with pq.ParquetWriter(folder / "part-00000.parquet", schema.schema) as writer:
+                for data in batches:
+                    writer.write_table(conform(data, schema))
+                    rows += data.num_rows
+            self.commit_partition(table, partition, run_id, folder)
+        except BaseException:
+            if not self._committed(table, folder):
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
+        return rows
+
     def staged_partition(self, table: str, partition: dict[str, str], run_id: str) -> Path:
         """A fresh folder inside ``table`` for Parquet parts written by several processes (one per rank
         of a sharded job), invisible until :meth:`commit_partition` commits them; a killed writer's
@@ -611,6 +631,22 @@ def release_freed_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc
         pass
+
+
+def rechunked(tables: Iterable[pa.Table], rows: int) -> Iterator[pa.Table]:
+    """The rows of ``tables``, in order, again as tables of ``rows`` rows (the last one shorter):
+    two streams cut into batches differently can then be walked side by side."""
+    held: list[pa.Table] = []
+    n = 0
+    for table in tables:
+        held.append(table)
+        n += table.num_rows
+        while n >= rows:
+            whole = pa.concat_tables(held)
+            yield whole.slice(0, rows)
+            held, n = [whole.slice(rows)], n - rows
+    if n:
+        yield pa.concat_tables(held)
 
 
 def conform(data: pa.Table, schema: TableSchema, missing_as_null: bool = False) -> pa.Table:

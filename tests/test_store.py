@@ -75,6 +75,49 @@ def test_a_column_added_to_the_schema_is_migrated_and_old_rows_read_as_null(ware
     assert rows == [("aum", 3), ("loss", 0)]
 
 
+def test_a_partition_written_in_batches_is_committed_whole_or_not_at_all(warehouse):
+    """write_partition_batches: the batches' rows, in order, replace the partition in one commit;
+    a batch that fails leaves the previous rows visible and no staged file behind."""
+    wh = Warehouse(warehouse)
+    part = {"ds": DS, "method": "loss"}
+    wh.write_partition("importance_scores", part, _scores(3, 1.0))
+    whole = _scores(10, 2.0).set_column(4, "score", pa.array([float(i) for i in range(10)]))
+    assert wh.write_partition_batches("importance_scores", part, "r2", [whole.slice(0, 4), whole.slice(4)]) == 10
+    table = wh.read_table("importance_scores", {"method": ["loss"]})
+    assert table.column("score").to_pylist() == [float(i) for i in range(10)]
+    assert table.column("sample_id").to_pylist() == whole.column("sample_id").to_pylist()
+
+    def failing():
+        yield _scores(5, 3.0)
+        raise OSError("disk full")
+
+    folders_before = sorted(p for p in (wh.table_dir("importance_scores") / f"ds={DS}").rglob("attempt=*"))
+    with pytest.raises(OSError, match="disk full"):
+        wh.write_partition_batches("importance_scores", part, "r3", failing())
+    table = wh.read_table("importance_scores", {"method": ["loss"]})
+    assert table.column("score").to_pylist() == [float(i) for i in range(10)]
+    assert sorted(p for p in (wh.table_dir("importance_scores") / f"ds={DS}").rglob("attempt=*")) == folders_before
+
+
+@pytest.mark.parametrize("rows", [1, 3, 7, 50])
+def test_rechunked_cuts_any_stream_into_batches_of_the_same_rows(rows):
+    """Two streams cut differently, rechunked to the same size, can be walked side by side."""
+    import random
+
+    from sie.store import rechunked
+
+    values = list(range(40))
+    rng, tables, start = random.Random(rows), [], 0
+    while start < len(values):
+        size = rng.choice([0, 1, 2, 5, 13])
+        tables.append(pa.table({"v": pa.array(values[start : start + size], pa.int64())}))
+        start += size
+    out = list(rechunked(tables, rows))
+    assert [t.num_rows for t in out[:-1]] == [rows] * (len(out) - 1) and 0 < out[-1].num_rows <= rows
+    assert [v for t in out for v in t.column("v").to_pylist()] == values
+    assert list(rechunked([], rows)) == []
+
+
 def test_wrong_partition_keys_and_missing_columns_fail(warehouse):
     wh = Warehouse(warehouse)
     with pytest.raises(ValueError, match="partitioned by"):

@@ -114,7 +114,9 @@ class SampleTensors:
     click: torch.Tensor  # [N] float32 in {0, 1}
     label: torch.Tensor  # [N] int32 graded 0..3 (int64 where built by hand)
     group: torch.Tensor  # [N] int32: query request index (for per-query metrics / pairwise losses)
-    sample_id: np.ndarray  # [N] str: any array indexable by positions (an Arrow string array from a frame)
+    # [N] str: any array indexable by positions (an Arrow string array from a frame); None where the
+    # ids stayed on disk (a saved window's training part, sie.steps.window: scoring never reads them)
+    sample_id: np.ndarray | None
     # [N] int32 client / session indices (group-aware importance); None where the frame has no ids
     client: torch.Tensor | None = None
     session: torch.Tensor | None = None
@@ -131,7 +133,7 @@ class SampleTensors:
             self.click[idx],
             self.label[idx],
             self.group[idx],
-            self.sample_id[idx.numpy()],
+            None if self.sample_id is None else self.sample_id[idx.numpy()],
             None if self.client is None else self.client[idx],
             None if self.session is None else self.session[idx],
         )

@@ -17,7 +17,8 @@ same way, as one batch.
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -152,12 +153,24 @@ class TrainingWindow:
     ds: Ds
     train_cfg: TrainConfig
     days: list[str]  # the window's sample days, in order
-    train_frame: pd.DataFrame  # the samples the model trains on (:data:`TRAIN_FRAME_COLUMNS`)
+    # the samples the model trains on (:data:`TRAIN_FRAME_COLUMNS`), through :attr:`train_frame`;
+    # None until first read where ``read_train_frame`` is given (a saved window: the score step
+    # never reads it, so that its memory does not grow with the window's ids)
+    loaded_train_frame: pd.DataFrame | None
     validation_frame: pd.DataFrame  # held-out clicks (:data:`VALIDATION_FRAME_COLUMNS`)
     train: SampleTensors
     validation: SampleTensors
     # each item's and query's latest statistics in the window (sie.selection.holdout)
     holdout_features: WindowFeatures
+    read_train_frame: Callable[[], pd.DataFrame] | None = field(default=None, repr=False)
+    # the model version whose train step saved this window (None: the window was read afresh)
+    version_id: str | None = None
+
+    @property
+    def train_frame(self) -> pd.DataFrame:
+        if self.loaded_train_frame is None:
+            self.loaded_train_frame = self.read_train_frame()
+        return self.loaded_train_frame
 
     @classmethod
     def split(cls, ds: Ds, frame: pd.DataFrame, train_cfg: TrainConfig) -> TrainingWindow:

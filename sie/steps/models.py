@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
@@ -53,12 +55,15 @@ class LoadedModel:
     checkpoint_states: list[dict]
     dynamics_loss: np.ndarray
     dynamics_logit: np.ndarray
-    index: pd.DataFrame  # sample_id, sample_ds, ... of the trained samples, in model order
+    # sample_id, sample_ds, ... of the trained samples, in model order (read in batches: :func:`index_batches`)
+    index_path: Path
 
 
 def model_meta(cfg: SieConfig, window: TrainingWindow, result: TrainResult) -> dict:
     return {
         "ds": window.ds,
+        # one train step's publication: the saved window and the model it names are one version's
+        "version_id": uuid.uuid4().hex,
         "model_id": result.model.model_id,
         "model_version": model_version(result.model.model_id, window.ds),
         "n_train": result.n_train,
@@ -94,7 +99,7 @@ def save_model(cfg: SieConfig, window: TrainingWindow, result: TrainResult, sour
     meta = model_meta(cfg, window, result)
     version.meta_path.write_text(json.dumps(meta, indent=2))
     if source is not None:
-        save_window(window, source, staging / SAVED_WINDOW)
+        save_window(window, source, staging / SAVED_WINDOW, meta["version_id"])
     wh.publish_folder(staging, wh.model_dir(window.ds))
     return meta
 
@@ -110,10 +115,16 @@ def checked_train_config(cfg: SieConfig, meta: dict) -> TrainConfig:
     return cfg.train
 
 
-def read_index(version: ModelVersion) -> pd.DataFrame:
-    """The trained index with Arrow-backed strings (a Python str per sample id would cost a
+def read_index(index_path: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """The trained index whole, with Arrow-backed strings (a Python str per sample id would cost a
     10M-sample window's scoring step about 0.8 GB)."""
-    return lean_pandas(pq.read_table(version.index_path))
+    return lean_pandas(pq.read_table(index_path, columns=columns))
+
+
+def index_batches(index_path: Path, columns: list[str], batch_rows: int) -> Iterator[pa.Table]:
+    """The trained index's ``columns`` in model order, at most ``batch_rows`` rows at a time."""
+    for batch in pq.ParquetFile(index_path).iter_batches(batch_size=batch_rows, columns=columns):
+        yield pa.Table.from_batches([batch])
 
 
 def load_model(cfg: SieConfig, ds: Ds) -> LoadedModel:
@@ -132,5 +143,5 @@ def load_model(cfg: SieConfig, ds: Ds) -> LoadedModel:
         checkpoint_states=states,
         dynamics_loss=np.load(version.path / "dynamics_loss.npy"),
         dynamics_logit=np.load(version.path / "dynamics_logit.npy"),
-        index=read_index(version),
+        index_path=version.index_path,
     )

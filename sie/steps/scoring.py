@@ -6,18 +6,25 @@ them back (``read_scores``, aligned on (sample_id, sample_ds)) when they run as 
 tasks. A derived method (``loss@client``, ``ensemble``, ``grad_norm_neg``) reuses the
 scores of the methods it reads that are already published for the same model version
 (``reusable_scores``) instead of recomputing them; its cost includes theirs.
+
+Memory: a score step over the saved window holds no per-sample string. The scores' keys
+(sample_id, sample_ds) come from the model's index, read in batches of
+``train.read_batch_rows`` rows as the scores are written (``publish_scores``) and as
+published scores are matched to the model's order (``reusable_scores``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -32,9 +39,12 @@ from sie.files import write_json_atomic
 from sie.importance.base import Estimator, ScoringContext, checked_scores, get_estimator
 from sie.model.ranker import resolve_device
 from sie.model.window import TrainingWindow
-from sie.steps.models import LoadedModel, load_model
+from sie.steps.models import LoadedModel, index_batches, load_model, read_index
 from sie.steps.window import load_trained_window
-from sie.store import Warehouse, lean_pandas
+from sie.store import Warehouse, lean_pandas, rechunked
+
+#: the columns that key a sample's scores
+KEYS = ["sample_id", "sample_ds"]
 
 
 @dataclass
@@ -44,6 +54,7 @@ class ScoredMethod:
     cost: dict  # method, seconds, n, samples_per_second, device
     window: TrainingWindow
     meta: dict
+    index_path: Path  # the model's index: the scores' keys, in the same order
 
 
 def scoring_context(
@@ -51,11 +62,7 @@ def scoring_context(
 ) -> ScoringContext:
     """Everything an estimator needs for the model trained on ``window``, in memory; with ``rows``
     (a shard, sie.steps.sharded) only those training samples are scored."""
-    if not same_ids(window.train_frame["sample_id"], loaded.index["sample_id"]):
-        raise RuntimeError(
-            f"samples for the window ending {window.ds} changed since the model was trained; "
-            f"rerun `sie train --ds {window.ds}`"
-        )
+    check_trained_on(cfg, window, loaded)
     return ScoringContext(
         cfg=cfg,
         ds=window.ds,
@@ -71,12 +78,32 @@ def scoring_context(
     )
 
 
-def same_ids(ours: pd.Series, trained: pd.Series) -> bool:
-    """Whether two id columns are equal row by row (compared in Arrow: no Python str per id)."""
-    if len(ours) != len(trained):
-        return False
-    equal = pc.equal(pa.array(ours), pa.array(trained))
-    return equal.null_count == 0 and pc.all(equal).as_py()
+def check_trained_on(cfg: SieConfig, window: TrainingWindow, loaded: LoadedModel) -> None:
+    """Refuse to score ``loaded`` over a window other than the one it was trained on. A window the
+    same train step saved with the model is that window (no id is read); one read afresh is
+    compared with the model's index, row by row."""
+    if window.version_id is not None and window.version_id == loaded.meta.get("version_id"):
+        return
+    trained = index_batches(loaded.index_path, ["sample_id"], cfg.train.read_batch_rows)
+    if not same_ids(window.train_frame["sample_id"], (t.column("sample_id") for t in trained)):
+        raise RuntimeError(
+            f"samples for the window ending {window.ds} changed since the model was trained; "
+            f"rerun `sie train --ds {window.ds}`"
+        )
+
+
+def same_ids(ours: pd.Series, trained: Iterable[pa.ChunkedArray]) -> bool:
+    """Whether ``ours`` equals the ids ``trained`` yields batch by batch, row by row (compared
+    in Arrow: no Python str per id)."""
+    start = 0
+    for ids in trained:
+        if start + len(ids) > len(ours):
+            return False
+        equal = pc.equal(pa.array(ours.iloc[start : start + len(ids)]), ids)
+        if equal.null_count or not pc.all(equal).as_py():
+            return False
+        start += len(ids)
+    return start == len(ours)
 
 
 @contextmanager
@@ -127,7 +154,7 @@ def score_method(
         "reused": list(ctx.reused),
         "model_fingerprint": model_fingerprint(loaded),
     }
-    return ScoredMethod(method, scores, cost, window, loaded.meta)
+    return ScoredMethod(method, scores, cost, window, loaded.meta, loaded.index_path)
 
 
 def reusable_scores(
@@ -147,7 +174,7 @@ def reusable_scores(
         cost = read_cost(cfg, window.ds, name)
         if cost.get("model_fingerprint") != fingerprint:  # none published, or for another training run
             continue
-        published = _published(cfg, window, name)
+        published = _published(cfg, window.ds, name, loaded.index_path)
         if published is not None:
             scores[name] = published
             seconds[name] = float(cost.get("seconds", 0.0))
@@ -163,13 +190,15 @@ def model_fingerprint(loaded: LoadedModel) -> str:
     return digest.hexdigest()[:16]
 
 
-def score_table(frame, meta: dict, scores: np.ndarray, run_id: str) -> pa.Table:
-    """The ``importance_scores`` data columns for ``scores`` of the samples in ``frame`` (same order)."""
+def score_table(keys: pa.Table, meta: dict, scores: np.ndarray, run_id: str) -> pa.Table:
+    """The ``importance_scores`` data columns for ``scores`` of the samples ``keys`` names (same order)."""
     n = len(scores)
+    if keys.num_rows != n:
+        raise RuntimeError(f"{n} scores for {keys.num_rows} samples")
     return pa.table(
         {
-            "sample_id": arrow_strings(frame["sample_id"]),
-            "sample_ds": arrow_strings(frame["sample_ds"]),
+            "sample_id": keys.column("sample_id").cast(pa.string()),
+            "sample_ds": keys.column("sample_ds").cast(pa.string()),
             "run_id": constant_strings(run_id, n),
             "model_version": constant_strings(meta["model_version"], n),
             "score": scores,
@@ -183,53 +212,82 @@ def constant_strings(value: str, n: int) -> pa.Array:
     return pa.repeat(pa.scalar(value, pa.string()), n)
 
 
-def arrow_strings(column: pd.Series) -> pa.Array:
-    """``column`` as an Arrow string array (not a Python str per value: a 10M-sample window)."""
-    return pa.array(column).cast(pa.string())
+def frame_keys(frame: pd.DataFrame) -> pa.Table:
+    """A frame's (sample_id, sample_ds) as Arrow strings (not a Python str per value: a 10M-sample window)."""
+    return pa.table({k: pa.array(frame[k]).cast(pa.string()) for k in KEYS})
 
 
 def publish_scores(cfg: SieConfig, scored: ScoredMethod) -> None:
-    """Write one method's scores as the ``importance_scores`` partition (ds, method), and its cost."""
-    ds = scored.window.ds
-    table = score_table(scored.window.train_frame, scored.meta, scored.scores, f"daily-{ds}")
+    """Write one method's scores as the ``importance_scores`` partition (ds, method), and its cost;
+    the keys are read from the model's index and written with their scores batch by batch."""
+    ds, run_id, start = scored.window.ds, f"daily-{scored.window.ds}", 0
+
+    def tables():
+        nonlocal start
+        for keys in index_batches(scored.index_path, KEYS, cfg.train.read_batch_rows):
+            yield score_table(keys, scored.meta, scored.scores[start : start + keys.num_rows], run_id)
+            start += keys.num_rows
+        if start != len(scored.scores):
+            raise RuntimeError(f"{scored.method}: {len(scored.scores)} scores for the model's {start} samples")
+
     wh = Warehouse.from_config(cfg)
-    wh.write_partition("importance_scores", {"ds": ds, "method": scored.method}, table)
+    wh.write_partition_batches("importance_scores", {"ds": ds, "method": scored.method}, run_id, tables())
     write_json_atomic(_cost_path(wh, ds, scored.method), scored.cost, indent=None)
 
 
 def read_scores(cfg: SieConfig, window: TrainingWindow, method: str) -> np.ndarray:
     """``method``'s published scores for ``window.ds``, aligned with the window's training samples."""
-    table = _read_partition(cfg, window.ds, method)
-    if table.empty:
+    frame = window.train_frame
+    size = cfg.train.read_batch_rows
+    keys = (frame_keys(frame.iloc[b : b + size]) for b in range(0, len(frame), size))
+    scores = _aligned(cfg, window.ds, method, keys, lambda: frame[KEYS])
+    if scores is None:
         raise FileNotFoundError(f"no importance_scores for ds={window.ds} method={method}; run `sie score` first")
-    return _aligned(table, window, method)
+    return scores
 
 
-def _read_partition(cfg: SieConfig, ds: str, method: str):
-    """The method's published (sample_id, sample_ds, score) rows (strings Arrow-backed: a 10M-sample day)."""
-    table = Warehouse.from_config(cfg).read_table(
-        "importance_scores", {"ds": [ds], "method": [method]}, columns=["sample_id", "sample_ds", "score"]
-    )
-    return lean_pandas(table)
-
-
-def _published(cfg: SieConfig, window: TrainingWindow, method: str) -> np.ndarray | None:
-    """``method``'s published scores aligned with ``window``; None when they do not cover it."""
-    table = _read_partition(cfg, window.ds, method)
-    if table.empty:
-        return None
+def _published(cfg: SieConfig, ds: str, method: str, index_path: Path) -> np.ndarray | None:
+    """``method``'s published scores in the order of the model's index; None when they do not cover it."""
+    keys = index_batches(index_path, KEYS, cfg.train.read_batch_rows)
     try:
-        return _aligned(table, window, method)
+        return _aligned(cfg, ds, method, keys, lambda: read_index(index_path, KEYS))
     except RuntimeError:  # published for another set of samples: recompute
         return None
 
 
-def _aligned(table, window: TrainingWindow, method: str) -> np.ndarray:
-    indexed = table.set_index(["sample_id", "sample_ds"])["score"]
-    aligned = indexed.reindex(window.sample_keys()).to_numpy(dtype=np.float64)
+def _aligned(cfg: SieConfig, ds: str, method: str, keys: Iterator[pa.Table], whole_keys) -> np.ndarray | None:
+    """``method``'s published scores in the order of ``keys`` (the samples' keys, in batches); None
+    when none are published. Scores published by this step are in that order already and are
+    matched batch by batch; any others are matched whole on (sample_id, sample_ds) (``whole_keys()``)."""
+    wh, size = Warehouse.from_config(cfg), cfg.train.read_batch_rows
+    where = {"ds": [ds], "method": [method]}
+    if not wh.data_files("importance_scores", where):
+        return None
+    published = wh.read_batches("importance_scores", where, columns=[*KEYS, "score"], batch_rows=size)
+    in_order = _in_order(rechunked(published, size), keys)
+    if in_order is not None:
+        return in_order
+    table = lean_pandas(wh.read_table("importance_scores", where, columns=[*KEYS, "score"]))
+    aligned = table.set_index(KEYS)["score"].reindex(pd.MultiIndex.from_frame(whole_keys()))
+    aligned = aligned.to_numpy(dtype=np.float64)
     if np.isnan(aligned).any():
-        raise RuntimeError(f"{method} scores do not cover the training window of ds={window.ds}")
+        raise RuntimeError(f"{method} scores do not cover the training window of ds={ds}")
     return aligned
+
+
+def _in_order(published: Iterator[pa.Table], keys: Iterator[pa.Table]) -> np.ndarray | None:
+    """The scores of ``published`` when its rows have the keys of ``keys``'s rows, in the same order
+    (the two streams cut into batches of the same size); None as soon as one row differs."""
+    scores = []
+    for got, want in itertools.zip_longest(published, keys):
+        if got is None or want is None or got.num_rows != want.num_rows:
+            return None
+        for k in KEYS:
+            equal = pc.equal(got.column(k).cast(pa.string()), want.column(k).cast(pa.string()))
+            if equal.null_count or not pc.all(equal).as_py():
+                return None
+        scores.append(got.column("score").to_numpy())
+    return np.concatenate(scores).astype(np.float64) if scores else np.zeros(0)
 
 
 def read_cost(cfg: SieConfig, ds: Ds, method: str) -> dict:

@@ -42,7 +42,7 @@ from sie.model.features import SampleTensors
 from sie.model.objective import Objective
 from sie.model.window import TrainingWindow
 from sie.steps.models import LoadedModel, load_model
-from sie.steps.scoring import model_fingerprint, reusable_scores, score_table, scoring_context
+from sie.steps.scoring import frame_keys, model_fingerprint, reusable_scores, score_table, scoring_context
 from sie.steps.window import load_trained_window
 from sie.store import TABLES, Warehouse, conform
 
@@ -115,7 +115,7 @@ def score_shard(cfg: SieConfig, window: TrainingWindow, loaded: LoadedModel, met
     part = write_part(
         folder,
         world.rank,
-        conform(score_table(window.train_frame.iloc[rows], loaded.meta, scores, run_id), TABLES[TABLE]),
+        conform(score_table(frame_keys(window.train_frame.iloc[rows]), loaded.meta, scores, run_id), TABLES[TABLE]),
     )
     parts = all_gather_objects({"rank": world.rank, "path": part, "rows": len(rows), "seconds": seconds}, world)
     cost = None

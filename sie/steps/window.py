@@ -131,9 +131,10 @@ def window_source(cfg: SieConfig, ds: Ds) -> dict:
     return json.loads(json.dumps({"days": days, "samples_files": files, "encoding": encoding}))
 
 
-def save_window(window: TrainingWindow, source: dict, folder: Path) -> None:
-    """Write ``window`` (read from ``source``, :func:`window_source`) to ``folder``: its tensors as
-    ``.npy`` arrays, its frames and holdout features as Parquet, ``source.json`` last."""
+def save_window(window: TrainingWindow, source: dict, folder: Path, version_id: str) -> None:
+    """Write ``window`` (read from ``source``, :func:`window_source`) to ``folder``, in the model
+    version ``version_id``: its tensors as ``.npy`` arrays, its frames and holdout features as
+    Parquet, ``source.json`` last."""
     folder.mkdir(parents=True)
     for part in ("train", "validation"):
         _save_tensors(getattr(window, part), folder / part)
@@ -141,7 +142,7 @@ def save_window(window: TrainingWindow, source: dict, folder: Path) -> None:
     window.validation_frame.to_parquet(folder / "validation_frame.parquet")
     window.holdout_features.items.to_parquet(folder / "holdout_items.parquet")
     window.holdout_features.queries.to_parquet(folder / "holdout_queries.parquet")
-    (folder / "source.json").write_text(json.dumps({"ds": window.ds, **source}))
+    (folder / "source.json").write_text(json.dumps({"ds": window.ds, "version_id": version_id, **source}))
 
 
 def _save_tensors(data: SampleTensors, folder: Path) -> None:
@@ -164,26 +165,41 @@ def load_trained_window(cfg: SieConfig, ds: Ds) -> TrainingWindow:
     saved = folder / "source.json"
     if saved.exists():
         source = json.loads(saved.read_text())
+        version_id = source.pop("version_id", None)
         if source.pop("ds") == ds and source == window_source(cfg, ds):
-            return read_window(folder, Ds(ds), source["days"], cfg)
+            return read_window(folder, Ds(ds), source["days"], cfg, version_id)
         log.info("window of ds=%s: its samples or train settings changed since training; reading it afresh", ds)
     return load_window(cfg, ds)
 
 
-def read_window(folder: Path, ds: Ds, days: list[str], cfg: SieConfig) -> TrainingWindow:
-    """The window of ``days`` saved in ``folder`` by :func:`save_window`, its arrays memory-mapped."""
-    train_frame = lean_pandas(pq.read_table(folder / "train_frame.parquet"))
+def read_window(folder: Path, ds: Ds, days: list[str], cfg: SieConfig, version_id: str | None) -> TrainingWindow:
+    """The window of ``days`` saved in ``folder`` by :func:`save_window`, its arrays memory-mapped.
+
+    The training frame (the ids and keys of every training sample: the largest thing left to
+    read) is read only when first used: the score step does not use it (its scores' keys come
+    from the model's index, batch by batch), so the training tensors carry no ids either."""
     validation_frame = lean_pandas(pq.read_table(folder / "validation_frame.parquet"))
     features = WindowFeatures(
         items=lean_pandas(pq.read_table(folder / "holdout_items.parquet")),
         queries=lean_pandas(pq.read_table(folder / "holdout_queries.parquet")),
     )
-    train = _read_tensors(folder / "train", sample_ids(train_frame["sample_id"]))
+    train = _read_tensors(folder / "train", None)
     validation = _read_tensors(folder / "validation", sample_ids(validation_frame["sample_id"]))
-    return TrainingWindow(ds, cfg.train, days, train_frame, validation_frame, train, validation, features)
+    return TrainingWindow(
+        ds,
+        cfg.train,
+        days,
+        None,
+        validation_frame,
+        train,
+        validation,
+        features,
+        read_train_frame=lambda: lean_pandas(pq.read_table(folder / "train_frame.parquet")),
+        version_id=version_id,
+    )
 
 
-def _read_tensors(folder: Path, ids: np.ndarray) -> SampleTensors:
+def _read_tensors(folder: Path, ids: np.ndarray | None) -> SampleTensors:
     def array(name: str) -> torch.Tensor | None:
         path = folder / f"{name}.npy"
         # copy-on-write mapping: pages are read as batches touch them, and are the page cache's to drop
