@@ -247,6 +247,26 @@ def test_scoring_compares_ids_only_for_a_window_not_saved_with_the_model(small_c
             check_trained_on(small_cfg, window, loaded)
 
 
+def test_a_shards_keys_are_read_from_the_models_index_batch_by_batch(small_cfg):
+    """index_rows: the index rows at given ascending positions, read in batches of 7 rows, equal
+    the whole index's; positions out of range or out of order are refused."""
+    import pyarrow.parquet as pq
+
+    from sie.steps.models import index_rows, load_model
+
+    ds = _two_days_trained(small_cfg)
+    path = load_model(small_cfg, ds).index_path
+    whole = pq.read_table(path, columns=["sample_id", "sample_ds"])
+    rng = np.random.default_rng(3)
+    for rows in (np.arange(whole.num_rows), np.arange(5, 40), np.sort(rng.choice(whole.num_rows, 30, replace=False))):
+        got = index_rows(path, ["sample_id", "sample_ds"], rows, batch_rows=7)
+        assert got.equals(whole.take(rows))
+    assert index_rows(path, ["sample_id"], np.arange(0), batch_rows=7).num_rows == 0
+    for bad in (np.array([0, whole.num_rows]), np.array([3, 2]), np.array([4, 4])):
+        with pytest.raises(IndexError, match="not ascending positions"):
+            index_rows(path, ["sample_id"], bad, batch_rows=7)
+
+
 def test_window_read_in_record_batches_is_the_split_of_the_whole_sorted_window(small_cfg):
     """load_window streams the non-key columns in batches of train.read_batch_rows rows, from
     days written in shuffled row order: the same window as splitting the whole sorted frame."""

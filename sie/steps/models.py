@@ -127,6 +127,19 @@ def index_batches(index_path: Path, columns: list[str], batch_rows: int) -> Iter
         yield pa.Table.from_batches([batch])
 
 
+def index_rows(index_path: Path, columns: list[str], rows: np.ndarray, batch_rows: int) -> pa.Table:
+    """The trained index's ``columns`` at the positions ``rows`` (ascending), read batch by batch:
+    only those rows are kept (a rank's shard of a 10M-sample window)."""
+    parts, start = [], 0
+    for batch in index_batches(index_path, columns, batch_rows):
+        low, high = np.searchsorted(rows, [start, start + batch.num_rows])
+        parts.append(batch.take(rows[low:high] - start))
+        start += batch.num_rows
+    if len(rows) and (rows[-1] >= start or np.any(np.diff(rows) <= 0)):
+        raise IndexError(f"rows {rows[0]}..{rows[-1]} are not ascending positions of the {start} trained samples")
+    return pa.concat_tables(parts) if parts else pq.read_schema(index_path).empty_table().select(columns)
+
+
 def load_model(cfg: SieConfig, ds: Ds) -> LoadedModel:
     """The model version trained on the window ending ``ds``, in memory on the configured device."""
     version = ModelVersion(ds, Warehouse.from_config(cfg).model_dir(ds))

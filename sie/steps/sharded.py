@@ -41,8 +41,8 @@ from sie.model.distributed import World, all_gather_objects, broadcast_object, i
 from sie.model.features import SampleTensors
 from sie.model.objective import Objective
 from sie.model.window import TrainingWindow
-from sie.steps.models import LoadedModel, load_model
-from sie.steps.scoring import frame_keys, model_fingerprint, reusable_scores, score_table, scoring_context
+from sie.steps.models import LoadedModel, index_rows, load_model
+from sie.steps.scoring import KEYS, model_fingerprint, reusable_scores, score_table, scoring_context
 from sie.steps.window import load_trained_window
 from sie.store import TABLES, Warehouse, conform
 
@@ -115,7 +115,7 @@ def score_shard(cfg: SieConfig, window: TrainingWindow, loaded: LoadedModel, met
     part = write_part(
         folder,
         world.rank,
-        conform(score_table(frame_keys(window.train_frame.iloc[rows]), loaded.meta, scores, run_id), TABLES[TABLE]),
+        conform(score_table(shard_keys(cfg, loaded, rows), loaded.meta, scores, run_id), TABLES[TABLE]),
     )
     parts = all_gather_objects({"rank": world.rank, "path": part, "rows": len(rows), "seconds": seconds}, world)
     cost = None
@@ -124,6 +124,11 @@ def score_shard(cfg: SieConfig, window: TrainingWindow, loaded: LoadedModel, met
         cost |= {"device": str(ctx.device), "reused": list(ctx.reused), "model_fingerprint": model_fingerprint(loaded)}
         write_json_atomic(wh.cost_path(str(window.ds), method), cost, indent=None)
     return broadcast_object(cost, world)  # every rank waits for the commit
+
+
+def shard_keys(cfg: SieConfig, loaded: LoadedModel, rows: np.ndarray) -> pa.Table:
+    """The (sample_id, sample_ds) of this rank's rows, from the model's index: no rank holds every id."""
+    return index_rows(loaded.index_path, KEYS, rows, cfg.train.read_batch_rows)
 
 
 def write_part(folder: str, rank: int, table: pa.Table) -> str:
