@@ -215,6 +215,32 @@ def test_a_score_step_over_the_saved_window_reads_no_id_and_writes_its_keys_in_b
     np.testing.assert_array_equal(again.scores, client.scores)
 
 
+def test_published_scores_are_matched_batch_by_batch_however_the_keys_are_cut(small_cfg, tmp_path):
+    """Published scores in the model's order are matched batch by batch, without the whole-table
+    match, even where the keys come in batches (5 rows) other than the published ones' (7)."""
+    import pyarrow.parquet as pq
+
+    from sie.steps.models import index_batches
+    from sie.steps.scoring import _aligned
+
+    small_cfg.train.read_batch_rows = 7
+    ids = [sample_id(f"q{i}", "item") for i in range(40)]
+    keys = pa.table({"sample_id": ids, "sample_ds": ["2024-01-02"] * 40})
+    published = keys.append_column("score", pa.array(np.arange(40, dtype=np.float64)))
+    for name, value in (("run_id", "r"), ("model_version", "m"), ("model_id", "mlp")):
+        published = published.append_column(name, pa.array([value] * 40))
+    wh = Warehouse.from_config(small_cfg)
+    wh.write_partition("importance_scores", {"ds": "2024-01-02", "method": "loss"}, published)
+    index = tmp_path / "train_index.parquet"
+    pq.write_table(keys, index)
+
+    def whole():
+        raise AssertionError("matched as a whole table")
+
+    got = _aligned(small_cfg, "2024-01-02", "loss", index_batches(index, ["sample_id", "sample_ds"], 5), whole)
+    np.testing.assert_array_equal(got, np.arange(40))
+
+
 def test_scoring_compares_ids_only_for_a_window_not_saved_with_the_model(small_cfg):
     """The saved window and the model of one train step are one version: no id is read. Another
     version (say, the model republished between the two reads) is compared with the model's

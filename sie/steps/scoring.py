@@ -264,7 +264,7 @@ def _aligned(cfg: SieConfig, ds: str, method: str, keys: Iterator[pa.Table], who
     if not wh.data_files("importance_scores", where):
         return None
     published = wh.read_batches("importance_scores", where, columns=[*KEYS, "score"], batch_rows=size)
-    in_order = _in_order(rechunked(published, size), keys)
+    in_order = _in_order(rechunked(published, size), rechunked(keys, size))  # (files' row groups cut both)
     if in_order is not None:
         return in_order
     table = lean_pandas(wh.read_table("importance_scores", where, columns=[*KEYS, "score"]))
