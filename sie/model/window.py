@@ -193,10 +193,6 @@ class TrainingWindow:
     def n_validation(self) -> int:
         return len(self.validation)
 
-    def sample_keys(self) -> pd.MultiIndex:
-        """(sample_id, sample_ds) of the training samples, in model order: the key scores align on."""
-        return pd.MultiIndex.from_frame(self.train_frame[["sample_id", "sample_ds"]])
-
 
 def window_order(keys: pa.Table) -> pa.Array:
     """The order of a window's key rows (an Arrow table with sample_ds, sample_id, query_id):

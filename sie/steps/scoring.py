@@ -21,7 +21,7 @@ import json
 import shutil
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,26 +84,25 @@ def check_trained_on(cfg: SieConfig, window: TrainingWindow, loaded: LoadedModel
     compared with the model's index, row by row."""
     if window.version_id is not None and window.version_id == loaded.meta.get("version_id"):
         return
-    trained = index_batches(loaded.index_path, ["sample_id"], cfg.train.read_batch_rows)
-    if not same_ids(window.train_frame["sample_id"], (t.column("sample_id") for t in trained)):
+    size, ids = cfg.train.read_batch_rows, ["sample_id"]
+    trained = rechunked(index_batches(loaded.index_path, ids, size), size)
+    pairs = itertools.zip_longest(frame_keys(window.train_frame, size, ids), trained)
+    if not all(ours is not None and theirs is not None and _same_rows(ours, theirs, ids) for ours, theirs in pairs):
         raise RuntimeError(
             f"samples for the window ending {window.ds} changed since the model was trained; "
             f"rerun `sie train --ds {window.ds}`"
         )
 
 
-def same_ids(ours: pd.Series, trained: Iterable[pa.ChunkedArray]) -> bool:
-    """Whether ``ours`` equals the ids ``trained`` yields batch by batch, row by row (compared
-    in Arrow: no Python str per id)."""
-    start = 0
-    for ids in trained:
-        if start + len(ids) > len(ours):
-            return False
-        equal = pc.equal(pa.array(ours.iloc[start : start + len(ids)]), ids)
+def _same_rows(a: pa.Table, b: pa.Table, columns: list[str]) -> bool:
+    """Whether two batches hold the same ``columns`` row by row (compared in Arrow: no Python str per id)."""
+    if a.num_rows != b.num_rows:
+        return False
+    for k in columns:
+        equal = pc.equal(a.column(k).cast(pa.string()), b.column(k).cast(pa.string()))
         if equal.null_count or not pc.all(equal).as_py():
             return False
-        start += len(ids)
-    return start == len(ours)
+    return True
 
 
 @contextmanager
@@ -212,9 +211,11 @@ def constant_strings(value: str, n: int) -> pa.Array:
     return pa.repeat(pa.scalar(value, pa.string()), n)
 
 
-def frame_keys(frame: pd.DataFrame) -> pa.Table:
-    """A frame's (sample_id, sample_ds) as Arrow strings (not a Python str per value: a 10M-sample window)."""
-    return pa.table({k: pa.array(frame[k]).cast(pa.string()) for k in KEYS})
+def frame_keys(frame: pd.DataFrame, size: int, columns: list[str] = KEYS) -> Iterator[pa.Table]:
+    """A frame's key ``columns`` as Arrow strings, ``size`` rows at a time (not a Python str per
+    value: a 10M-sample window)."""
+    for start in range(0, len(frame), size):
+        yield pa.table({k: pa.array(frame[k].iloc[start : start + size]).cast(pa.string()) for k in columns})
 
 
 def publish_scores(cfg: SieConfig, scored: ScoredMethod) -> None:
@@ -238,9 +239,7 @@ def publish_scores(cfg: SieConfig, scored: ScoredMethod) -> None:
 def read_scores(cfg: SieConfig, window: TrainingWindow, method: str) -> np.ndarray:
     """``method``'s published scores for ``window.ds``, aligned with the window's training samples."""
     frame = window.train_frame
-    size = cfg.train.read_batch_rows
-    keys = (frame_keys(frame.iloc[b : b + size]) for b in range(0, len(frame), size))
-    scores = _aligned(cfg, window.ds, method, keys, lambda: frame[KEYS])
+    scores = _aligned(cfg, window.ds, method, frame_keys(frame, cfg.train.read_batch_rows), lambda: frame[KEYS])
     if scores is None:
         raise FileNotFoundError(f"no importance_scores for ds={window.ds} method={method}; run `sie score` first")
     return scores
@@ -280,12 +279,8 @@ def _in_order(published: Iterator[pa.Table], keys: Iterator[pa.Table]) -> np.nda
     (the two streams cut into batches of the same size); None as soon as one row differs."""
     scores = []
     for got, want in itertools.zip_longest(published, keys):
-        if got is None or want is None or got.num_rows != want.num_rows:
+        if got is None or want is None or not _same_rows(got, want, KEYS):
             return None
-        for k in KEYS:
-            equal = pc.equal(got.column(k).cast(pa.string()), want.column(k).cast(pa.string()))
-            if equal.null_count or not pc.all(equal).as_py():
-                return None
         scores.append(got.column("score").to_numpy())
     return np.concatenate(scores).astype(np.float64) if scores else np.zeros(0)
 
