@@ -47,24 +47,46 @@ def timed(distance_class, args, data) -> tuple[float, np.ndarray]:
         knn.Distances = original
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    p.add_argument("--n", type=int, default=1_000_000)
+def parse_args(description: str, n: int) -> argparse.Namespace:
+    """The size arguments both KNN benchmarks take (``n`` training points by default)."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--n", type=int, default=n)
     p.add_argument("--m", type=int, default=24)
     p.add_argument("--dim", type=int, default=64)
     p.add_argument("--repeats", type=int, default=2)
-    args = p.parse_args()
+    return p.parse_args()
+
+
+def random_points(args: argparse.Namespace) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(train_x, train_y, val_x, val_y): seeded normal embeddings, click labels at a rate of 0.2."""
     gen = torch.Generator().manual_seed(0)
     train_x, val_x = torch.randn(args.n, args.dim, generator=gen), torch.randn(args.m, args.dim, generator=gen)
-    train_y, val_y = (
-        (torch.rand(args.n, generator=gen) < 0.2).float(),
-        (torch.rand(args.m, generator=gen) < 0.2).float(),
-    )
-    data = (train_x, train_y, val_x, val_y)
+    train_y = (torch.rand(args.n, generator=gen) < 0.2).float()
+    return train_x, train_y, val_x, (torch.rand(args.m, generator=gen) < 0.2).float()
+
+
+def main() -> None:
+    args = parse_args(__doc__.split("\n", 1)[0], 1_000_000)
+    data = random_points(args)
     before, old = timed(CdistPerPoint, args, data)
     after, new = timed(knn.Distances, args, data)
     from scipy.stats import spearmanr
 
+    record(
+        RESULTS,
+        args,
+        {
+            "seconds_per_validation_point": {"cdist_per_point": before / args.m, "block_matmul": after / args.m},
+            "speedup": before / after,
+            "max_abs_value_difference": float(np.abs(old - new).max()),
+            "max_abs_value": float(np.abs(old).max()),
+            "spearman": float(spearmanr(old, new).statistic),
+        },
+    )
+
+
+def record(results: Path, args: argparse.Namespace, measured: dict) -> None:
+    """Prints the sizes, the machine's state and ``measured``; keeps them in ``results`` under n-m."""
     entry = {
         "n": args.n,
         "m": args.m,
@@ -72,17 +94,12 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "load_1m": os.getloadavg()[0],
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "seconds_per_validation_point": {"cdist_per_point": before / args.m, "block_matmul": after / args.m},
-        "speedup": before / after,
-        "max_abs_value_difference": float(np.abs(old - new).max()),
-        "max_abs_value": float(np.abs(old).max()),
-        "spearman": float(spearmanr(old, new).statistic),
-    }
+    } | measured
     print(json.dumps(entry, indent=1))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    results[f"n{args.n}-m{args.m}"] = entry
-    RESULTS.write_text(json.dumps(results, indent=1) + "\n")
+    results.parent.mkdir(parents=True, exist_ok=True)
+    kept = json.loads(results.read_text()) if results.exists() else {}
+    kept[f"n{args.n}-m{args.m}"] = entry
+    results.write_text(json.dumps(kept, indent=1) + "\n")
 
 
 if __name__ == "__main__":

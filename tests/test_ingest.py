@@ -258,7 +258,16 @@ def test_messy_day_every_line_has_its_expected_fate(messy_day):
     assert rec["ubi_events"]["files"] == 2
     assert rec["ubi_queries"]["dedup_dropped"] == 1 and rec["ubi_queries"]["blank_lines"] == 1
     assert q.loc[q["reason"] == "out_of_window", "detail"].str.contains("not in").all()
-    assert (q["raw"].str.len() > 0).all()
+    # every quarantined line exactly as landed, whichever rule (a line rule or a day rule) sent it there
+    landed = {
+        (name, no): line.removesuffix("\r").encode()
+        for name, lines in (("queries.ndjson", MESSY_QUERIES), ("events.ndjson.gz", MESSY_EVENTS))
+        for no, (line, _) in enumerate(lines, start=1)
+    }
+    kept = {(r.file, int(r.line_no)): r.raw_bytes for r in q.itertuples()}
+    assert kept == {k: landed[k] for k in kept}
+    assert {"duplicate_query_id", "bad_position", "unknown_query_id"} <= set(q["reason"])
+    assert (q["raw"] == q["raw_bytes"].map(bytes.decode)).all()
 
 
 def test_messy_day_events_and_samples(messy_day):

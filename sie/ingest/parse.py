@@ -468,8 +468,10 @@ def _typed_values(df):
     from pyspark.sql import functions as F
 
     ts_raw = F.col("ts_raw")
-    ms = ts_raw.try_cast("double")
-    ts_num = F.when(ts_raw.rlike(_EPOCH) & (ms >= 0) & (ms < 1e14), F.timestamp_millis(F.floor(ms).cast("bigint")))
+    # Cast only what looks like a number: a failed string-to-double cast costs a Java exception
+    # (about 4 µs per line when most timestamps are RFC 3339 text).
+    ms = F.when(ts_raw.rlike(_EPOCH), ts_raw.try_cast("double"))
+    ts_num = F.when((ms >= 0) & (ms < 1e14), F.timestamp_millis(F.floor(ms).cast("bigint")))
     ts_iso = F.when(ts_raw.rlike(_ISO_WITH_ZONE), F.upper(ts_raw).try_cast("timestamp"))  # RFC 3339: any case
     ordinal_d = F.col("ordinal_d")
     ordinal_ok = ordinal_d.isNotNull() & (ordinal_d >= 0) & (ordinal_d < 1e6) & (ordinal_d == F.floor(ordinal_d))
