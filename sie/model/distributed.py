@@ -13,6 +13,7 @@ dynamics, a run token); model gradients are all-reduced by DistributedDataParall
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 from dataclasses import dataclass
@@ -59,8 +60,17 @@ def init_from_env() -> World:
             torch.cuda.set_device(world.local_rank)  # "cuda" means this process's own GPU from now on
         # gloo for host arrays and objects (and a CPU model); NCCL for a model on the GPUs
         dist.init_process_group(backend="cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo")
+        # Left to the interpreter's teardown, a gloo group's worker threads can abort the process
+        # at exit ("terminate called without an active exception"; pytorch/pytorch#190489).
+        atexit.register(leave_process_group)
         log.info("rank %d of %d joined the %s process group", world.rank, world.size, dist.get_backend())
     return world
+
+
+def leave_process_group() -> None:
+    """Destroy this process's group, if it has one (at exit: every collective has returned by then)."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def shard_rows(n: int, rank: int, world: int, align: int = 1) -> slice:
